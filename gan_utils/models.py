@@ -1,0 +1,111 @@
+"""Small model builders for generators and critics (lesson 01 onwards).
+
+An MLP maps ``in_features -> width -> ... -> width -> out_features`` with ``depth`` hidden
+layers. Spectral normalisation (Miyato et al. 2018) divides each weight matrix W by its
+largest singular value sigma(W), estimated by power iteration, so every linear layer is
+1-Lipschitz; it is applied through ``torch.nn.utils.parametrizations.spectral_norm``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "tanh": lambda: nn.Tanh(),
+    "elu": lambda: nn.ELU(),
+    "gelu": lambda: nn.GELU(),
+}
+OUTPUTS = {
+    "none": None,
+    "tanh": lambda: nn.Tanh(),
+    "sigmoid": lambda: nn.Sigmoid(),
+}
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _choice(name: str, value: str, choices: dict):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return choices[value]
+
+
+def mlp(
+    in_features: int,
+    out_features: int,
+    width: int = 128,
+    depth: int = 3,
+    activation: str = "relu",
+    output: str = "none",
+    spectral_norm: bool = False,
+) -> nn.Sequential:
+    """A fully connected network.
+
+    Args:
+        in_features, out_features: input and output sizes.
+        width: units per hidden layer.
+        depth: number of hidden layers (0 gives one linear layer).
+        activation: hidden activation, one of ``ACTIVATIONS``.
+        output: output activation, one of ``OUTPUTS`` ("none" keeps logits).
+        spectral_norm: wrap every linear layer in spectral normalisation.
+    """
+    _check_positive_int("in_features", in_features)
+    _check_positive_int("out_features", out_features)
+    _check_positive_int("width", width)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
+    make_activation = _choice("activation", activation, ACTIVATIONS)
+    make_output = _choice("output", output, OUTPUTS)
+
+    sizes = [in_features] + [width] * depth + [out_features]
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        linear = nn.Linear(n_in, n_out)
+        layers.append(_spectral_norm(linear) if spectral_norm else linear)
+        if i < len(sizes) - 2:
+            layers.append(make_activation())
+    if make_output is not None:
+        layers.append(make_output())
+    return nn.Sequential(*layers)
+
+
+def mlp_generator(
+    latent_dim: int,
+    data_dim: int,
+    width: int = 128,
+    depth: int = 3,
+    activation: str = "relu",
+    output: str = "none",
+) -> nn.Sequential:
+    """Generator G: R^latent_dim -> R^data_dim (an MLP)."""
+    _check_positive_int("latent_dim", latent_dim)
+    return mlp(latent_dim, data_dim, width, depth, activation, output)
+
+
+def mlp_critic(
+    data_dim: int,
+    width: int = 128,
+    depth: int = 3,
+    activation: str = "leaky_relu",
+    spectral_norm: bool = False,
+) -> nn.Sequential:
+    """Critic D: R^data_dim -> R (one logit per sample; no sigmoid)."""
+    return mlp(data_dim, 1, width, depth, activation, "none", spectral_norm)
+
+
+def requires_grad(model: nn.Module, flag: bool) -> None:
+    """Switch gradient tracking of all of ``model``'s parameters on or off."""
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable scalars in ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

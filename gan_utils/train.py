@@ -1,0 +1,455 @@
+r"""One training loop for a generator/critic pair (lesson 01; reused by lessons 02-06).
+
+Per generator step the loop makes ``n_critic`` critic steps and one generator step:
+
+    for each of n_critic times:           # discriminator_step
+        x ~ data, z ~ p(z)
+        minimise  L_D(D(x), D(G(z)))  [+ lambda * GP]  over D; clip D's weights if asked
+    z ~ p(z)                              # generator_step
+    minimise  L_G(D(G(z)))  over G        [top-k: only the k fakes D rates most real]
+
+Every variant of the course differs only in ``TrainConfig``. Data stays on the device:
+a tensor of samples is indexed with random indices, or a ``sample_real(batch_size)``
+function draws fresh samples (it must use torch's global RNG so that checkpoints
+resume exactly).
+
+Reliability: checkpoints hold models, optimisers, RNG states, config and history; a run
+resumed from one reproduces the uninterrupted run bit for bit. Losses are checked for
+NaN/inf at every log step (averaged over the interval, so one bad step is caught); a
+divergence raises ``DivergenceError`` and reloads the last good checkpoint's weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .history import History
+from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
+from .models import requires_grad
+from .runtime import get_device, set_seed
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+LATENT_PRIORS = ("normal", "uniform")
+BCE_LOSSES = ("minimax", "non_saturating")
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint with ``asdict``)."""
+
+    loss: str = "non_saturating"  # a key of gan_utils.losses.LOSSES
+    latent_dim: int = 2  # size of z
+    latent_prior: str = "normal"  # "normal": z ~ N(0, I); "uniform": z ~ U[-1, 1]^d
+    batch_size: int = 128  # samples per critic and per generator step
+    num_steps: int = 1000  # generator steps in total (a resumed run continues to this)
+    n_critic: int = 1  # critic steps per generator step
+    lr_g: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # critic learning rate
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas
+    optimizer: str = "adam"  # "adam", "rmsprop" or "sgd"
+    clip_value: float | None = None  # WGAN weight clipping: D's weights to [-c, c]
+    gp_weight: float = 0.0  # lambda of the two-sided gradient penalty (WGAN-GP: 10)
+    real_label: float = 1.0  # target for real samples (0.9: one-sided label smoothing)
+    label_flip_prob: float = 0.0  # noisy labels: share of critic targets flipped
+    topk: bool = False  # top-k generator update (Sinha et al. 2020)
+    topk_gamma: float = 0.99  # k = max(gamma^epoch * batch, nu * batch)
+    topk_nu: float = 0.5
+    steps_per_epoch: int = 20  # generator steps per "epoch" for the top-k schedule
+    seed: int = 0  # seeds every RNG at the start of a fresh run
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
+    log_every: int = 10  # steps between history rows (and NaN/inf checks)
+    checkpoint_every: int = 0  # steps between checkpoints (0: only at the end)
+    progress: bool = True  # show a tqdm progress bar
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and its allowed values."""
+        get_loss(self.loss)
+        positive = ("latent_dim", "batch_size", "num_steps", "n_critic", "steps_per_epoch", "log_every")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.checkpoint_every < 0 or self.checkpoint_every % self.log_every:
+            raise ValueError(
+                f"checkpoint_every must be 0 or a multiple of log_every={self.log_every}, "
+                f"got {self.checkpoint_every!r}"
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.latent_prior not in LATENT_PRIORS:
+            raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {self.latent_prior!r}")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.clip_value is not None and not self.clip_value > 0:
+            raise ValueError(f"clip_value must be None or > 0, got {self.clip_value!r}")
+        if self.gp_weight < 0:
+            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+        if not 0 < self.topk_gamma <= 1 or not 0 < self.topk_nu <= 1:
+            raise ValueError("topk_gamma and topk_nu must lie in (0, 1]")
+        if not 0 <= self.label_flip_prob < 0.5:
+            raise ValueError(f"label_flip_prob must lie in [0, 0.5), got {self.label_flip_prob!r}")
+        if (self.real_label != 1.0 or self.label_flip_prob > 0) and self.loss not in BCE_LOSSES:
+            raise ValueError(
+                f"real_label and label_flip_prob apply to the BCE losses {BCE_LOSSES} only, "
+                f"not loss={self.loss!r}"
+            )
+        get_device(self.device)
+
+
+@dataclass
+class TrainState:
+    """What callbacks see: the models, optimisers, config, history and current step."""
+
+    generator: nn.Module
+    critic: nn.Module
+    g_optimizer: torch.optim.Optimizer
+    d_optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    history: History
+    device: torch.device
+    step: int = 0
+    stop: bool = False  # set True (or return True from a callback) to end training
+    extras: dict = field(default_factory=dict)
+
+
+Callback = Callable[[TrainState], "bool | None"]
+
+
+def every(num_steps: int, callback: Callback) -> Callback:
+    """Run ``callback`` every ``num_steps`` generator steps (default: every log step)."""
+    callback.every = int(num_steps)  # type: ignore[attr-defined]
+    return callback
+
+
+def sample_latent(batch_size: int, latent_dim: int, prior: str, device: torch.device) -> Tensor:
+    """z ~ N(0, I) or U[-1, 1]^d, shape (batch_size, latent_dim), created on ``device``."""
+    if prior == "normal":
+        return torch.randn(batch_size, latent_dim, device=device)
+    if prior == "uniform":
+        return torch.rand(batch_size, latent_dim, device=device) * 2.0 - 1.0
+    raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {prior!r}")
+
+
+def topk_size(step: int, config: TrainConfig) -> int:
+    """k at a generator step: max(gamma^epoch * B, nu * B), epoch = step // steps_per_epoch."""
+    epoch = step // config.steps_per_epoch
+    batch = config.batch_size
+    return max(1, int(config.topk_nu * batch), int(batch * config.topk_gamma**epoch))
+
+
+def make_optimizer(params, lr: float, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(config.betas))
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr)
+
+
+def _critic_logits(critic: nn.Module, x: Tensor) -> Tensor:
+    return critic(x).reshape(x.shape[0])  # (B, 1) -> (B,)
+
+
+def _bce_critic_loss_with_targets(real_logits: Tensor, fake_logits: Tensor, config: TrainConfig) -> Tensor:
+    """BCE with smoothed/flipped targets: real target ``real_label``, fake target 0."""
+    real_t = torch.full_like(real_logits, config.real_label)
+    fake_t = torch.zeros_like(fake_logits)
+    if config.label_flip_prob > 0:
+        flip_r = torch.rand_like(real_logits) < config.label_flip_prob
+        flip_f = torch.rand_like(fake_logits) < config.label_flip_prob
+        real_t = torch.where(flip_r, 1.0 - real_t, real_t)
+        fake_t = torch.where(flip_f, 1.0 - fake_t, fake_t)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    return bce(real_logits, real_t) + bce(fake_logits, fake_t)
+
+
+def discriminator_step(
+    generator: nn.Module,
+    critic: nn.Module,
+    real: Tensor,
+    optimizer: torch.optim.Optimizer,
+    loss: GANLoss,
+    config: TrainConfig,
+    device: torch.device,
+) -> dict[str, Tensor]:
+    """One critic update; returns detached tensors (no host sync)."""
+    z = sample_latent(real.shape[0], config.latent_dim, config.latent_prior, device)
+    with torch.no_grad():  # the critic step does not train G: no graph through G needed
+        fake = generator(z)
+    real_logits = _critic_logits(critic, real)
+    fake_logits = _critic_logits(critic, fake)
+    if config.real_label != 1.0 or config.label_flip_prob > 0:
+        d_loss = _bce_critic_loss_with_targets(real_logits, fake_logits, config)
+    else:
+        d_loss = loss.critic(real_logits, fake_logits)
+    total = d_loss
+    gp = None
+    if config.gp_weight > 0:
+        gp = gradient_penalty(critic, real, fake, config.gp_weight)
+        total = total + gp
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    if config.clip_value is not None:
+        with torch.no_grad():
+            for p in critic.parameters():
+                p.clamp_(-config.clip_value, config.clip_value)
+    out = {
+        "d_loss": d_loss.detach(),
+        "real_logit": real_logits.detach().mean(),
+        "fake_logit": fake_logits.detach().mean(),
+        "d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+    }
+    if gp is not None:
+        out["gp"] = gp.detach()
+    return out
+
+
+def generator_step(
+    generator: nn.Module,
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: GANLoss,
+    config: TrainConfig,
+    device: torch.device,
+    step: int,
+    grad_hook: Callable[[TrainState], None] | None = None,
+    state: TrainState | None = None,
+) -> dict[str, Tensor]:
+    """One generator update (top-k if configured); ``grad_hook`` may edit G's gradients
+    after backward and before the optimiser step (NU-GAN, lesson 06)."""
+    z = sample_latent(config.batch_size, config.latent_dim, config.latent_prior, device)
+    requires_grad(critic, False)  # gradients flow through D into G, but D is not updated
+    fake_logits = _critic_logits(critic, generator(z))
+    if config.topk:
+        # Sinha et al. 2020: only the k fakes the critic rates most real update G.
+        fake_logits = torch.topk(fake_logits, topk_size(step, config)).values
+    g_loss = loss.generator(fake_logits)
+    optimizer.zero_grad(set_to_none=True)
+    g_loss.backward()
+    requires_grad(critic, True)
+    if grad_hook is not None:
+        grad_hook(state)
+    optimizer.step()
+    return {"g_loss": g_loss.detach()}
+
+
+def _draw_real(data, batch_size: int, device: torch.device) -> Tensor:
+    if callable(data):
+        return data(batch_size)
+    idx = torch.randint(0, data.shape[0], (batch_size,), device=device)
+    return data[idx]
+
+
+def _check_data(data, device: torch.device):
+    if callable(data):
+        return data
+    if not isinstance(data, Tensor):
+        raise TypeError(f"data must be a tensor of samples or a function batch_size -> tensor, got {type(data).__name__}")
+    if data.shape[0] < 1:
+        raise ValueError("data must hold at least one sample")
+    return data.to(device)
+
+
+def _checkpoint_payload(state: TrainState) -> dict:
+    return {
+        "step": state.step,
+        "generator": state.generator.state_dict(),
+        "critic": state.critic.state_dict(),
+        "g_optimizer": state.g_optimizer.state_dict(),
+        "d_optimizer": state.d_optimizer.state_dict(),
+        "rng": rng_state(),
+        "config": asdict(state.config),
+        "history": state.history.to_list(),
+    }
+
+
+RESUMABLE_CHANGES = ("num_steps", "checkpoint_every", "progress", "device")
+
+
+def _restore(state: TrainState, checkpoint: dict) -> None:
+    saved = checkpoint["config"]
+    current = asdict(state.config)
+    changed = [k for k in current if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current[k])]
+    if changed:
+        raise ValueError(
+            f"cannot resume: the checkpoint was made with other settings for {changed} "
+            f"(only {RESUMABLE_CHANGES} may change on resume)"
+        )
+    state.generator.load_state_dict(checkpoint["generator"])
+    state.critic.load_state_dict(checkpoint["critic"])
+    state.g_optimizer.load_state_dict(checkpoint["g_optimizer"])
+    state.d_optimizer.load_state_dict(checkpoint["d_optimizer"])
+    state.history = History(checkpoint["history"])
+    state.step = int(checkpoint["step"])
+    set_rng_state(checkpoint["rng"])
+
+
+def _norm(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def train(
+    generator: nn.Module,
+    critic: nn.Module,
+    data: Tensor | Callable[[int], Tensor],
+    config: TrainConfig,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_path: str | Path | None = None,
+    resume_from: str | Path | None = None,
+    grad_hook: Callable[[TrainState], None] | None = None,
+) -> History:
+    """Train ``generator`` against ``critic`` on ``data``; models are updated in place.
+
+    Args:
+        generator: maps z of shape (B, latent_dim) to samples shaped like ``data``'s rows.
+        critic: maps samples to one logit each, shape (B,) or (B, 1).
+        data: a tensor (N, ...) of real samples, or ``sample_real(batch_size) -> tensor``.
+        config: the run's settings; see ``TrainConfig``.
+        callbacks: functions of ``TrainState``, called every ``callback.every`` steps
+            (see ``every``; default ``log_every``); returning True stops training.
+        checkpoint_path: where to write checkpoints (every ``checkpoint_every`` steps and
+            at the end). Required if ``checkpoint_every`` > 0.
+        resume_from: a checkpoint to continue from (to ``config.num_steps`` in total).
+        grad_hook: called with the state after G's backward, before G's optimiser step.
+
+    Returns:
+        The history: rows with d_loss, g_loss, real/fake logits and D(x), D(G(z)) means
+        every ``log_every`` steps, plus whatever callbacks logged.
+
+    Raises:
+        DivergenceError: a loss became NaN/inf; the models are reset to the last good
+            checkpoint when there is one.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config.validate()
+    if config.checkpoint_every and checkpoint_path is None:
+        raise ValueError("checkpoint_path is required when checkpoint_every > 0")
+    device = get_device(config.device)
+    loss = get_loss(config.loss)
+    generator.to(device).train()
+    critic.to(device).train()
+    data = _check_data(data, device)
+
+    if resume_from is None:
+        set_seed(config.seed)
+    state = TrainState(
+        generator=generator,
+        critic=critic,
+        g_optimizer=make_optimizer(generator.parameters(), config.lr_g, config),
+        d_optimizer=make_optimizer(critic.parameters(), config.lr_d, config),
+        config=config,
+        history=History(),
+        device=device,
+    )
+    if resume_from is not None:
+        _restore(state, load_checkpoint(resume_from, map_location=device))
+
+    last_good: Path | None = Path(resume_from) if resume_from is not None else None
+    sums: dict[str, Tensor] = {}
+    count = 0
+    start_step = state.step
+    bar = tqdm(total=config.num_steps, initial=start_step, desc=f"{config.loss}", disable=not config.progress, leave=False)
+    t0 = time.perf_counter()
+    try:
+        while state.step < config.num_steps and not state.stop:
+            for _ in range(config.n_critic):
+                real = _draw_real(data, config.batch_size, device)
+                d_out = discriminator_step(generator, critic, real, state.d_optimizer, loss, config, device)
+            g_out = generator_step(generator, critic, state.g_optimizer, loss, config, device, state.step, grad_hook, state)
+            state.step += 1
+            count += 1
+            for key, value in {**d_out, **g_out}.items():
+                sums[key] = sums[key] + value if key in sums else value.clone()
+            bar.update(1)
+
+            if state.step % config.log_every == 0 or state.step == config.num_steps:
+                row = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log
+                sums, count = {}, 0
+                bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+                if bad:
+                    raise DivergenceError(_divergence_message(state.step, bad, last_good))
+                state.history.log(state.step, **row)
+                bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
+            for cb in callbacks:
+                if state.step % getattr(cb, "every", config.log_every) == 0 and cb(state):
+                    state.stop = True
+            if checkpoint_path is not None and config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                last_good = save_checkpoint(checkpoint_path, _checkpoint_payload(state))
+        if count:  # stopped by a callback between log steps: log the partial interval
+            row = {k: (v / count).item() for k, v in sums.items()}
+            if all(math.isfinite(v) for v in row.values()):
+                state.history.log(state.step, **row)
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, _checkpoint_payload(state))
+    except DivergenceError:
+        if last_good is not None and last_good.is_file():
+            saved = load_checkpoint(last_good, map_location=device)
+            generator.load_state_dict(saved["generator"])
+            critic.load_state_dict(saved["critic"])
+        raise
+    except KeyboardInterrupt:
+        where = f"the last checkpoint is {last_good}" if last_good else "no checkpoint was written"
+        print(f"Training interrupted at step {state.step}; {where}.")
+        raise
+    finally:
+        bar.close()
+    state.history.extras = {"seconds": time.perf_counter() - t0, "steps": state.step - start_step}
+    return state.history
+
+
+def _divergence_message(step: int, bad: dict[str, float], last_good: Path | None) -> str:
+    values = ", ".join(f"{k}={v}" for k, v in bad.items())
+    where = (
+        f"the models were reset to the last good checkpoint {last_good}"
+        if last_good is not None
+        else "no checkpoint had been written (set checkpoint_every and checkpoint_path to keep one)"
+    )
+    return (
+        f"training diverged by step {step}: {values}. Lower the learning rates or add a "
+        f"Lipschitz constraint; {where}."
+    )
+
+
+def steps_per_second(history: History) -> float:
+    """Generator steps per second of the last ``train`` call that returned ``history``."""
+    extras = getattr(history, "extras", None) or {}
+    seconds = extras.get("seconds", 0.0)
+    return extras.get("steps", 0) / seconds if seconds > 0 else float("nan")
+
+
+def replace(config: TrainConfig, **changes) -> TrainConfig:
+    """``dataclasses.replace`` re-exported: variants differ only in configuration."""
+    return dataclasses.replace(config, **changes)
+
+
+__all__ = [
+    "LOSSES",
+    "DivergenceError",
+    "TrainConfig",
+    "TrainState",
+    "discriminator_step",
+    "every",
+    "generator_step",
+    "replace",
+    "sample_latent",
+    "steps_per_second",
+    "topk_size",
+    "train",
+]
