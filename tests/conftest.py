@@ -1,0 +1,52 @@
+"""Fixtures for the unit and notebook tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_utils.paths import PROJECT_ROOT, runs_dir
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    """Tests run on 2 cores; keep torch from oversubscribing them."""
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture
+def run_notebook(tmp_path):
+    """Execute a lesson with papermill at the given parameters; returns its results dict.
+
+    Usage: ``results = run_notebook("01_gan_basics", {"num_steps": 50})``.
+    """
+
+    def _run(name: str, parameters: dict) -> dict:
+        import papermill as pm
+
+        source = NOTEBOOKS / f"{name}.ipynb"
+        assert source.is_file(), f"no lesson {source}"
+        results_path = runs_dir(name) / "results.json"
+        results_path.unlink(missing_ok=True)
+        pm.execute_notebook(
+            str(source),
+            str(tmp_path / f"{name}.ipynb"),
+            parameters=parameters,
+            cwd=str(NOTEBOOKS),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        assert results_path.is_file(), f"{name} did not write {results_path}"
+        return json.loads(results_path.read_text())["results"]
+
+    return _run
+
+
+def notebook_path(name: str) -> Path:
+    return NOTEBOOKS / f"{name}.ipynb"
