@@ -70,5 +70,10 @@ def model_checkpoint_path(lesson: str, model: str, loss: str, latent_dim: int, s
     """
     for name, value in (("lesson", lesson), ("model", model), ("loss", loss)):
         if not value or any(c in str(value) for c in "/\\ "):
-            raise ValueError(f"{name} must be a non-empty name without slashes or spaces, got {value!r}")
-    return artifacts_dir("models", str(lesson)) / f"{model}-{loss}-z{int(latent_dim)}-seed{int(seed)}.pt"
+            raise ValueError(
+                f"{name} must be a non-empty name without slashes or spaces, got {value!r}"
+            )
+    return (
+        artifacts_dir("models", str(lesson))
+        / f"{model}-{loss}-z{int(latent_dim)}-seed{int(seed)}.pt"
+    )

@@ -55,7 +55,12 @@ class History:
                 return False
             for k in a:
                 x, y = a[k], b[k]
-                if isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y):
+                if (
+                    isinstance(x, float)
+                    and isinstance(y, float)
+                    and math.isnan(x)
+                    and math.isnan(y)
+                ):
                     continue
                 if x != y:
                     return False

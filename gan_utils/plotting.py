@@ -30,13 +30,17 @@ def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 60) -> Image.Image
     return Image.open(buffer).convert("RGB")
 
 
-def save_gif(frames: Sequence[Image.Image], name: str, duration_ms: int = 250, colors: int = 64) -> Path:
+def save_gif(
+    frames: Sequence[Image.Image], name: str, duration_ms: int = 250, colors: int = 64
+) -> Path:
     """Write frames as an animated GIF (palette of ``colors`` to keep it small); returns the path."""
     if not frames:
         raise ValueError("frames must hold at least one image")
     path = figures_dir() / (name if name.endswith(".gif") else f"{name}.gif")
     palette = [f.quantize(colors=colors, method=Image.Quantize.MEDIANCUT) for f in frames]
-    palette[0].save(path, save_all=True, append_images=palette[1:], duration=duration_ms, loop=0, optimize=True)
+    palette[0].save(
+        path, save_all=True, append_images=palette[1:], duration=duration_ms, loop=0, optimize=True
+    )
     return path
 
 

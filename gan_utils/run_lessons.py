@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(results_table(load_results()))
     print()
-    print("wall time per lesson (papermill): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+    print(
+        "wall time per lesson (papermill): "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+    )
     if failed:
         print(f"failed lessons: {failed}")
         return 1

@@ -78,7 +78,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and its allowed values."""
         get_loss(self.loss)
-        positive = ("latent_dim", "batch_size", "num_steps", "n_critic", "steps_per_epoch", "log_every")
+        positive = (
+            "latent_dim",
+            "batch_size",
+            "num_steps",
+            "n_critic",
+            "steps_per_epoch",
+            "log_every",
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -91,7 +98,9 @@ class TrainConfig:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.latent_prior not in LATENT_PRIORS:
-            raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {self.latent_prior!r}")
+            raise ValueError(
+                f"latent_prior must be one of {LATENT_PRIORS}, got {self.latent_prior!r}"
+            )
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -164,7 +173,9 @@ def _critic_logits(critic: nn.Module, x: Tensor) -> Tensor:
     return critic(x).reshape(x.shape[0])  # (B, 1) -> (B,)
 
 
-def _bce_critic_loss_with_targets(real_logits: Tensor, fake_logits: Tensor, config: TrainConfig) -> Tensor:
+def _bce_critic_loss_with_targets(
+    real_logits: Tensor, fake_logits: Tensor, config: TrainConfig
+) -> Tensor:
     """BCE with smoothed/flipped targets: real target ``real_label``, fake target 0."""
     real_t = torch.full_like(real_logits, config.real_label)
     fake_t = torch.zeros_like(fake_logits)
@@ -258,9 +269,11 @@ def _draw_real(data, batch_size: int, device: torch.device) -> Tensor:
 
 def _check_data(data, device: torch.device):
     if callable(data):
-        return data
+        return data.to(device) if hasattr(data, "to") else data
     if not isinstance(data, Tensor):
-        raise TypeError(f"data must be a tensor of samples or a function batch_size -> tensor, got {type(data).__name__}")
+        raise TypeError(
+            f"data must be a tensor of samples or a function batch_size -> tensor, got {type(data).__name__}"
+        )
     if data.shape[0] < 1:
         raise ValueError("data must hold at least one sample")
     return data.to(device)
@@ -285,7 +298,11 @@ RESUMABLE_CHANGES = ("num_steps", "checkpoint_every", "progress", "device")
 def _restore(state: TrainState, checkpoint: dict) -> None:
     saved = checkpoint["config"]
     current = asdict(state.config)
-    changed = [k for k in current if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current[k])]
+    changed = [
+        k
+        for k in current
+        if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current[k])
+    ]
     if changed:
         raise ValueError(
             f"cannot resume: the checkpoint was made with other settings for {changed} "
@@ -365,14 +382,32 @@ def train(
     sums: dict[str, Tensor] = {}
     count = 0
     start_step = state.step
-    bar = tqdm(total=config.num_steps, initial=start_step, desc=f"{config.loss}", disable=not config.progress, leave=False)
+    bar = tqdm(
+        total=config.num_steps,
+        initial=start_step,
+        desc=f"{config.loss}",
+        disable=not config.progress,
+        leave=False,
+    )
     t0 = time.perf_counter()
     try:
         while state.step < config.num_steps and not state.stop:
             for _ in range(config.n_critic):
                 real = _draw_real(data, config.batch_size, device)
-                d_out = discriminator_step(generator, critic, real, state.d_optimizer, loss, config, device)
-            g_out = generator_step(generator, critic, state.g_optimizer, loss, config, device, state.step, grad_hook, state)
+                d_out = discriminator_step(
+                    generator, critic, real, state.d_optimizer, loss, config, device
+                )
+            g_out = generator_step(
+                generator,
+                critic,
+                state.g_optimizer,
+                loss,
+                config,
+                device,
+                state.step,
+                grad_hook,
+                state,
+            )
             state.step += 1
             count += 1
             for key, value in {**d_out, **g_out}.items():
@@ -390,7 +425,11 @@ def train(
             for cb in callbacks:
                 if state.step % getattr(cb, "every", config.log_every) == 0 and cb(state):
                     state.stop = True
-            if checkpoint_path is not None and config.checkpoint_every and state.step % config.checkpoint_every == 0:
+            if (
+                checkpoint_path is not None
+                and config.checkpoint_every
+                and state.step % config.checkpoint_every == 0
+            ):
                 last_good = save_checkpoint(checkpoint_path, _checkpoint_payload(state))
         if count:  # stopped by a callback between log steps: log the partial interval
             row = {k: (v / count).item() for k, v in sums.items()}
