@@ -1,0 +1,53 @@
+"""Seed and device selection."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from gan_utils.runtime import get_device, set_seed
+
+
+def test_set_seed_fixes_python_numpy_and_torch():
+    set_seed(123)
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    set_seed(123)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+    set_seed(124)
+    assert torch.rand(1).item() != a[2][0].item()
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", None, True])
+def test_set_seed_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="seed"):
+        set_seed(bad)
+
+
+def test_auto_is_cpu_without_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr("gan_utils.runtime._mps_available", lambda: False)
+    assert get_device("auto") == torch.device("cpu")
+
+
+def test_auto_picks_cuda_when_present(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert get_device("auto") == torch.device("cuda")
+    assert get_device("cuda:1") == torch.device("cuda:1")
+
+
+def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA GPU"):
+        get_device("cuda")
+
+
+def test_unknown_device_lists_choices():
+    with pytest.raises(ValueError, match="auto.*cpu.*cuda.*mps"):
+        get_device("tpu")
+
+
+def test_cpu_and_device_objects():
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
