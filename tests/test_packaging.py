@@ -2,9 +2,14 @@
 points exist; the Makefile and CI call what the README says."""
 
 import re
-import tomllib
 
+import pytest
 import yaml
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 from gan_utils.paths import PROJECT_ROOT
 
