@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LESSONS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit test-notebooks lint format lab clean
+.PHONY: setup run test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test-unit: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(BIN)/python -m pytest -ra --durations=30 --nbval-lax --nbval-current-env $(PYTEST_ARGS) notebooks
+
+# Browser tests alone (JupyterLab in Chromium through Playwright); skipped without a browser.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -ra -m browser $(PYTEST_ARGS) tests/browser
+
+# Chromium from the distribution (no Playwright download, which fails offline).
+browser-deps:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+		echo "Chromium is installed."; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
