@@ -1,0 +1,710 @@
+r"""Hessian spectra of a loss by Hessian-vector products and the Lanczos algorithm (lesson 06).
+
+**Hessian-vector products (double backpropagation).** For a scalar loss :math:`L(\theta)`
+the gradient :math:`g(\theta) = \nabla_\theta L` is computed once with
+``create_graph=True``, so that it is itself a differentiable function of :math:`\theta`.
+Then for any vector :math:`v`
+
+.. math:: H v = \nabla_\theta \big( g(\theta)^\top v \big),
+
+one more backward pass through the graph of :math:`g` (Pearlmutter 1994). The graph is
+built once in ``HessianOperator`` and reused (``retain_graph=True``) for every product, so
+each product costs about one backward pass (2-3 forward passes) and no forward pass;
+the Hessian itself (:math:`n^2` numbers) is never formed.
+
+**Lanczos.** For a symmetric :math:`A` (here :math:`H`) and a unit start vector
+:math:`q_1`, the Lanczos recurrence builds an orthonormal basis
+:math:`Q_m = [q_1, \dots, q_m]` of the Krylov space
+:math:`\mathcal K_m = \mathrm{span}\{q_1, A q_1, \dots, A^{m-1} q_1\}` in which :math:`A` is
+tridiagonal:
+
+.. math::
+    \beta_j q_{j+1} = A q_j - \alpha_j q_j - \beta_{j-1} q_{j-1},\quad
+    \alpha_j = q_j^\top A q_j,\quad \beta_j = \lVert A q_j - \alpha_j q_j -
+    \beta_{j-1} q_{j-1} \rVert,
+
+    Q_m^\top A Q_m = T_m = \mathrm{tridiag}(\beta_{1..m-1};\ \alpha_{1..m};\ \beta_{1..m-1}).
+
+The eigenpairs :math:`(\theta_i, s_i)` of the small :math:`T_m` (``scipy.linalg.
+eigh_tridiagonal``) give the *Ritz pairs* :math:`(\theta_i, y_i = Q_m s_i)`, which approach
+the extreme eigenpairs of :math:`A` after few iterations (the top ones first when they
+stand apart). Their residual is known without another product:
+:math:`\lVert A y_i - \theta_i y_i \rVert = \beta_m |s_{m,i}|`; we stop when it is below
+``tol`` times the largest :math:`|\theta|` for every wanted pair.
+
+*Reorthogonalisation.* In floating point the three-term recurrence loses the
+orthogonality of :math:`Q_m` as soon as a Ritz value converges (Paige 1971): the converged
+direction creeps back into the basis and the same eigenvalue shows up again as a spurious
+copy (a *ghost*). Full reorthogonalisation subtracts the components along all previous
+vectors at every step (classical Gram-Schmidt, done twice),
+:math:`w \leftarrow w - Q_j (Q_j^\top w)`, which keeps :math:`Q_m` orthonormal to rounding
+and removes the ghosts. ``reorthogonalize=False`` shows the plain recurrence.
+
+*Breakdown.* :math:`\beta_j \approx 0` means :math:`\mathcal K_j` is an invariant subspace:
+its Ritz values are exact eigenvalues. With reorthogonalisation the iteration restarts
+from a random vector orthogonal to :math:`Q_j` (the off-diagonal of :math:`T` gets a 0), so
+repeated eigenvalues are found too; without it the iteration stops there.
+
+**Cost** of a top-k spectrum after m iterations: m Hessian-vector products (the dominant
+term for a network: each about one backward pass over the batch), plus :math:`O(n m^2)`
+for the full reorthogonalisation and :math:`O(n m)` memory for the basis (n = number of
+parameters). Typically m is a few times k.
+
+Also here: the Hessians of a GAN's generator and critic losses (``gan_hessian_spectra``)
+and a training callback that logs their top eigenvalues (``spectrum_callback``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+import torch
+from torch import Tensor, nn
+
+from .checkpoints import rng_state, set_rng_state
+from .losses import get_loss
+from .train import Callback, TrainState, every, sample_latent
+
+WHICH = ("LA", "LM", "SA")  # largest algebraic, largest magnitude, smallest algebraic
+PLAYERS = ("generator", "critic")
+
+
+# ---- Hessian-vector products ------------------------------------------------------------------
+class HessianOperator:
+    r"""The Hessian :math:`H = \nabla^2_\theta L` of a scalar loss as a linear operator.
+
+    The gradient graph is built once here; ``matvec(v)`` returns :math:`H v` by one
+    backward pass through it (double backpropagation), so the loss is evaluated once no
+    matter how many products are taken. Vectors are flat: the parameters, flattened and
+    concatenated in the order given (``split`` undoes it).
+
+    Args:
+        loss: a scalar loss tensor still attached to its graph, or a function of no
+            arguments returning one (called once).
+        params: the parameters to differentiate by (any subset, e.g. the generator's),
+            or a module (its parameters that require grad).
+
+    Attributes:
+        num_params: n, the length of the vectors.
+        num_products: how many Hessian-vector products were taken so far.
+        gradient: the flat gradient :math:`\nabla_\theta L` (detached).
+        loss_value: the loss, as a float.
+    """
+
+    def __init__(self, loss: Tensor | Callable[[], Tensor], params: Iterable[Tensor] | nn.Module):
+        if isinstance(params, nn.Module):
+            params = [p for p in params.parameters() if p.requires_grad]
+        if isinstance(params, Tensor):
+            params = [params]
+        self.params: list[Tensor] = list(params)
+        if not self.params:
+            raise ValueError("params must hold at least one tensor that requires grad")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor) or not p.requires_grad or not p.is_floating_point():
+                raise ValueError(
+                    f"params[{i}] must be a floating-point tensor with requires_grad=True"
+                )
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError("params must not contain the same tensor twice")
+        dtypes = {p.dtype for p in self.params}
+        devices = {p.device for p in self.params}
+        if len(dtypes) > 1 or len(devices) > 1:
+            raise ValueError(
+                f"params must share one dtype and device, got {sorted(map(str, dtypes))} "
+                f"on {sorted(map(str, devices))}"
+            )
+        if callable(loss) and not isinstance(loss, Tensor):
+            loss = loss()
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
+            raise ValueError("loss must be a scalar tensor (or a function returning one)")
+        if not loss.requires_grad:
+            raise ValueError("loss must depend on params (it has no autograd graph)")
+        self.dtype = self.params[0].dtype
+        self.device = self.params[0].device
+        self.shapes = [p.shape for p in self.params]
+        self.sizes = [p.numel() for p in self.params]
+        self.num_params = int(sum(self.sizes))
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+        self.loss_value = float(loss.detach())
+        self.num_products = 0
+        # g(theta) with its own graph, so that g^T v can be differentiated again.
+        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+        self.gradient = torch.cat(
+            [
+                (torch.zeros_like(p) if g is None else g.detach()).reshape(-1)
+                for p, g in zip(self.params, grads, strict=True)
+            ]
+        )
+        # Only gradients that still depend on theta have a nonzero second derivative.
+        self._active = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        self._grads: list[Tensor | None] = list(grads)
+
+    def split(self, vector: Tensor) -> list[Tensor]:
+        """A flat vector of length ``num_params`` as tensors shaped like ``params``."""
+        parts = torch.split(vector, self.sizes)
+        return [part.reshape(shape) for part, shape in zip(parts, self.shapes, strict=True)]
+
+    def param_index(self, flat_index: int) -> int:
+        """Which of ``params`` holds entry ``flat_index`` of a flat vector."""
+        if not 0 <= flat_index < self.num_params:
+            raise ValueError(f"flat_index must lie in [0, {self.num_params}), got {flat_index!r}")
+        return int(np.searchsorted(self.offsets, flat_index, side="right") - 1)
+
+    def matvec(self, vector: Tensor | np.ndarray) -> Tensor | np.ndarray:
+        """H v for a flat ``vector`` of length ``num_params`` (a tensor gives a tensor on the
+        parameters' device and dtype; a NumPy array gives a float64 array)."""
+        if self._grads is None:
+            raise RuntimeError("this HessianOperator was released; build a new one")
+        as_numpy = isinstance(vector, np.ndarray)
+        v = torch.as_tensor(vector).to(device=self.device, dtype=self.dtype).reshape(-1)
+        if v.numel() != self.num_params:
+            raise ValueError(
+                f"vector must have num_params={self.num_params} entries, got {v.numel()}"
+            )
+        self.num_products += 1
+        out = torch.zeros(self.num_params, dtype=self.dtype, device=self.device)
+        if self._active:
+            parts = self.split(v)
+            products = torch.autograd.grad(
+                [self._grads[i] for i in self._active],
+                self.params,
+                grad_outputs=[parts[i] for i in self._active],
+                retain_graph=True,  # keep the gradient graph for the next product
+                allow_unused=True,
+            )
+            for i, hv in enumerate(products):
+                if hv is not None:
+                    out[self.offsets[i] : self.offsets[i + 1]] = hv.reshape(-1)
+        if as_numpy:
+            return out.detach().cpu().numpy().astype(np.float64)
+        return out
+
+    __call__ = matvec
+
+    def as_linear_operator(self) -> scipy.sparse.linalg.LinearOperator:
+        """The same products as a float64 ``scipy.sparse.linalg.LinearOperator`` (for eigsh)."""
+        n = self.num_params
+        return scipy.sparse.linalg.LinearOperator(
+            (n, n), matvec=lambda x: self.matvec(np.asarray(x).reshape(-1)), dtype=np.float64
+        )
+
+    def release(self) -> None:
+        """Free the gradient graph (the operator cannot take products afterwards)."""
+        self._grads = None
+        self._active = []
+
+
+def hessian_vector_product(loss: Tensor, params: Iterable[Tensor], vector: Tensor) -> Tensor:
+    """One H v (builds the gradient graph for a single product; use ``HessianOperator`` for
+    many)."""
+    return HessianOperator(loss, params).matvec(vector)
+
+
+# ---- Lanczos ----------------------------------------------------------------------------------
+@dataclass
+class LanczosResult:
+    """Top-k Ritz pairs and a record of the iteration.
+
+    Attributes:
+        eigenvalues: shape (k,), float64; for which="LA" in decreasing order, for "LM" by
+            decreasing magnitude, for "SA" in increasing order.
+        eigenvectors: shape (n, k) on the operator's device and dtype; column i goes with
+            ``eigenvalues[i]`` (unit norm, sign arbitrary).
+        residuals: shape (k,), the bound :math:`\\beta_m |s_{m,i}| = \\lVert A y_i - \\theta_i
+            y_i \\rVert` (exact in exact arithmetic).
+        converged: every wanted residual reached ``tol`` times the largest Ritz value in
+            magnitude (or the Krylov space filled all n dimensions).
+        num_iterations: m, the size of the tridiagonal matrix.
+        num_products: matrix-vector (Hessian-vector) products taken: m.
+        ritz_values: one array per iteration j = 1..m: every Ritz value of T_j, increasing.
+        alphas, betas: the diagonal (m,) and off-diagonal (m - 1,) of T_m.
+        orthogonality_error: max |Q_m^T Q_m - I| of the basis at the end.
+        breakdowns: how many times beta was ~0 (invariant subspace found).
+        seconds: wall time.
+    """
+
+    eigenvalues: np.ndarray
+    eigenvectors: Tensor
+    residuals: np.ndarray
+    converged: bool
+    num_iterations: int
+    num_products: int
+    ritz_values: list[np.ndarray] = field(repr=False)
+    alphas: np.ndarray = field(repr=False)
+    betas: np.ndarray = field(repr=False)
+    orthogonality_error: float = float("nan")
+    breakdowns: int = 0
+    seconds: float = 0.0
+    which: str = "LA"
+
+
+class _MatrixOperator:
+    """A dense symmetric matrix seen as an operator (for lessons and tests)."""
+
+    def __init__(self, matrix: Tensor | np.ndarray):
+        m = torch.as_tensor(matrix)
+        if not m.is_floating_point():
+            m = m.to(torch.get_default_dtype())
+        if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
+            raise ValueError(f"operator must be a square matrix, got shape {tuple(m.shape)}")
+        scale = float(m.abs().max()) or 1.0
+        if not torch.allclose(m, m.T, rtol=0.0, atol=1e-6 * scale):
+            raise ValueError("operator must be a symmetric matrix")
+        self.matrix = m
+        self.num_params = m.shape[0]
+        self.dtype, self.device = m.dtype, m.device
+        self.num_products = 0
+
+    def matvec(self, vector: Tensor) -> Tensor:
+        self.num_products += 1
+        return self.matrix @ vector
+
+
+def _as_operator(operator) -> tuple[Callable[[Tensor], Tensor], int, torch.dtype, torch.device]:
+    if isinstance(operator, (Tensor, np.ndarray)):
+        operator = _MatrixOperator(operator)
+    if not (hasattr(operator, "matvec") and hasattr(operator, "num_params")):
+        raise ValueError(
+            "operator must be a HessianOperator, a square symmetric matrix (tensor or array), "
+            "or an object with matvec(vector) and num_params"
+        )
+    dtype = getattr(operator, "dtype", torch.get_default_dtype())
+    device = getattr(operator, "device", torch.device("cpu"))
+    return operator.matvec, int(operator.num_params), dtype, device
+
+
+def _select(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+    """Indices of the k wanted Ritz values, best first."""
+    if which == "LA":
+        order = np.argsort(-theta, kind="stable")
+    elif which == "SA":
+        order = np.argsort(theta, kind="stable")
+    else:  # "LM"
+        order = np.argsort(-np.abs(theta), kind="stable")
+    return order[:k]
+
+
+def _tridiagonal_eigh(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    d = np.asarray(alphas, dtype=np.float64)
+    e = np.asarray(betas[: len(alphas) - 1], dtype=np.float64)
+    if len(d) == 1:
+        return d.copy(), np.ones((1, 1))
+    return scipy.linalg.eigh_tridiagonal(d, e)
+
+
+def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
+    """w minus its components along the rows of ``basis`` (classical Gram-Schmidt twice)."""
+    for _ in range(2):
+        w = w - basis.T @ (basis @ w)
+    return w
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def default_max_iterations(k: int, dimension: int) -> int:
+    """m used when ``max_iterations`` is None: max(30, 6 k), at most the dimension."""
+    return min(dimension, max(30, 6 * k))
+
+
+def lanczos(
+    operator,
+    k: int = 5,
+    which: str = "LA",
+    max_iterations: int | None = None,
+    tol: float = 1e-6,
+    reorthogonalize: bool = True,
+    start_vector: Tensor | np.ndarray | None = None,
+    seed: int = 0,
+) -> LanczosResult:
+    r"""Top-k eigenpairs of a symmetric operator by the Lanczos algorithm.
+
+    See the module docstring for the recurrence, reorthogonalisation and cost.
+
+    Args:
+        operator: a ``HessianOperator``, a square symmetric matrix (tensor or array), or
+            any object with ``matvec(flat tensor) -> flat tensor`` and ``num_params``.
+        k: how many eigenpairs; more than the dimension n returns n (with a warning).
+        which: "LA" largest algebraic (the sharpest directions of a loss), "LM" largest
+            magnitude (large negative curvature counts too), "SA" smallest algebraic.
+        max_iterations: the most Lanczos steps (= products); default
+            ``default_max_iterations(k, n)``.
+        tol: stop when every wanted Ritz pair has residual
+            :math:`\beta_m |s_{m,i}| \le` ``tol`` :math:`\cdot \max_i |\theta_i|`; 0 runs all
+            ``max_iterations`` steps (to watch the Ritz values, or the ghosts).
+        reorthogonalize: full reorthogonalisation (True) or the plain three-term
+            recurrence (False, which loses orthogonality and shows ghost eigenvalues).
+        start_vector: q_1 before normalisation; default a Gaussian vector from a
+            ``torch.Generator`` seeded with ``seed`` (the global RNG is not touched).
+        seed: seed of that start vector.
+
+    Returns:
+        A ``LanczosResult`` (eigenvalues, eigenvectors, residuals, Ritz values per
+        iteration, number of products, ...).
+    """
+    matvec, n, dtype, device = _as_operator(operator)
+    k = _check_int("k", k)
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    if max_iterations is None:
+        max_iterations = default_max_iterations(k, n)
+    max_iterations = min(_check_int("max_iterations", max_iterations), n)
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if k > n:
+        warnings.warn(
+            f"k={k} exceeds the dimension {n}; returning all {n} eigenpairs", stacklevel=2
+        )
+        k = n
+    if max_iterations < k:
+        raise ValueError(f"max_iterations must be >= k={k}, got {max_iterations}")
+
+    t0 = time.perf_counter()
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    if start_vector is None:
+        v = torch.randn(n, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+    else:
+        v = torch.as_tensor(start_vector).to(device=device, dtype=dtype).reshape(-1)
+        if v.numel() != n:
+            raise ValueError(f"start_vector must have {n} entries, got {v.numel()}")
+    norm = float(torch.linalg.vector_norm(v))
+    if not norm > 0 or not math.isfinite(norm):
+        raise ValueError("start_vector must be finite and nonzero")
+    basis = torch.empty((max_iterations, n), dtype=dtype, device=device)  # rows q_1..q_m
+    basis[0] = v / norm
+    alphas: list[float] = []
+    betas: list[float] = []  # betas[j] couples q_{j+1} and q_{j+2}; 0 after a restart
+    ritz_values: list[np.ndarray] = []
+    breakdown_tol = 100 * torch.finfo(dtype).eps
+    scale = 0.0  # running estimate of ||A||
+    block_start = 0  # first index of the current Krylov block (after the last restart)
+    converged = False
+    breakdowns = 0
+    theta, s = np.zeros(0), np.zeros((0, 0))
+    m = 0
+    for j in range(max_iterations):
+        q = basis[j]
+        w = matvec(q)
+        alpha = float(torch.dot(w, q))
+        w = w - alpha * q
+        if j > 0:
+            w = w - betas[j - 1] * basis[j - 1]
+        if reorthogonalize:
+            w = _orthogonalize(w, basis[: j + 1])
+        beta = float(torch.linalg.vector_norm(w))
+        alphas.append(alpha)
+        m = j + 1
+        scale = max(scale, abs(alpha), beta, betas[j - 1] if j > 0 else 0.0)
+        theta, s = _tridiagonal_eigh(alphas, betas)
+        ritz_values.append(theta.copy())
+        if m == n:  # the Krylov space is the whole space: the Ritz values are exact
+            converged = True
+            break
+        if beta <= breakdown_tol * scale:
+            breakdowns += 1
+            if not reorthogonalize or j + 1 >= max_iterations:
+                break  # invariant subspace; the plain recurrence cannot continue
+            restart = torch.randn(n, generator=generator, dtype=torch.float64)
+            restart = _orthogonalize(restart.to(device=device, dtype=dtype), basis[: j + 1])
+            restart_norm = float(torch.linalg.vector_norm(restart))
+            if not restart_norm > 0:
+                break
+            betas.append(0.0)
+            basis[j + 1] = restart / restart_norm
+            block_start = j + 1
+            continue
+        wanted = _select(theta, k, which)
+        residuals = beta * np.abs(s[-1, wanted])
+        block_size = m - block_start
+        # After a restart, let the new block grow to k steps before trusting convergence,
+        # so that further copies of a repeated eigenvalue can appear.
+        if (
+            tol > 0
+            and m >= k
+            and (block_start == 0 or block_size >= k)
+            and np.all(residuals <= tol * max(np.abs(theta).max(), np.finfo(float).tiny))
+        ):
+            converged = True
+            break
+        if j + 1 < max_iterations:
+            betas.append(beta)
+            basis[j + 1] = w / beta
+
+    betas_used = betas[: m - 1]
+    if m < k:  # stopped by a breakdown without reorthogonalisation
+        k = m
+    wanted = _select(theta, k, which)
+    last_beta = 0.0 if converged and m == n else float(beta)
+    residuals = last_beta * np.abs(s[-1, wanted])
+    q_m = basis[:m]
+    s_wanted = torch.as_tensor(s[:, wanted], dtype=dtype, device=device)
+    eigenvectors = q_m.T @ s_wanted  # (n, k): Ritz vectors y_i = Q_m s_i
+    gram = (q_m @ q_m.T).double().cpu()
+    orthogonality_error = float((gram - torch.eye(m, dtype=torch.float64)).abs().max())
+    if m < max_iterations and not converged:
+        warnings.warn(
+            f"Lanczos found an invariant subspace after {m} iterations and stopped there "
+            "(the plain recurrence cannot restart; use reorthogonalize=True for more)",
+            stacklevel=2,
+        )
+    elif tol > 0 and not converged:
+        warnings.warn(
+            f"Lanczos did not reach tol={tol} in {m} iterations (largest relative residual "
+            f"{residuals.max() / max(np.abs(theta).max(), 1e-300):.1e}); raise max_iterations",
+            stacklevel=2,
+        )
+    return LanczosResult(
+        eigenvalues=theta[wanted].astype(np.float64),
+        eigenvectors=eigenvectors,
+        residuals=residuals,
+        converged=bool(converged),
+        num_iterations=m,
+        num_products=m,
+        ritz_values=ritz_values,
+        alphas=np.asarray(alphas),
+        betas=np.asarray(betas_used),
+        orthogonality_error=orthogonality_error,
+        breakdowns=breakdowns,
+        seconds=time.perf_counter() - t0,
+        which=which,
+    )
+
+
+def top_eigenpairs(
+    loss: Tensor | Callable[[], Tensor],
+    params: Iterable[Tensor] | nn.Module,
+    k: int = 5,
+    which: str = "LA",
+    **lanczos_options,
+) -> LanczosResult:
+    """Top-k eigenpairs of the Hessian of ``loss`` w.r.t. ``params`` (Lanczos on HVPs)."""
+    operator = HessianOperator(loss, params)
+    try:
+        return lanczos(operator, k=k, which=which, **lanczos_options)
+    finally:
+        operator.release()
+
+
+# ---- GAN losses and their spectra -------------------------------------------------------------
+@contextlib.contextmanager
+def preserved_buffers(*modules: nn.Module) -> Iterator[None]:
+    """Restore every buffer of ``modules`` on exit (BatchNorm running statistics, spectral
+    norm's power-iteration vectors), so a forward pass in train mode leaves no trace."""
+    saved = [(b, b.detach().clone()) for module in modules for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in saved:
+                buffer.copy_(value)
+
+
+def _critic_logits(critic: nn.Module, x: Tensor) -> Tensor:
+    return critic(x).reshape(x.shape[0])  # (B, 1) -> (B,)
+
+
+def generator_loss(generator: nn.Module, critic: nn.Module, latent: Tensor, loss: str) -> Tensor:
+    """L_G(D(G(z))) for the named loss, as a function of G's (and D's) parameters."""
+    return get_loss(loss).generator(_critic_logits(critic, generator(latent)))
+
+
+def critic_loss(
+    generator: nn.Module, critic: nn.Module, real: Tensor, latent: Tensor, loss: str
+) -> Tensor:
+    """L_D(D(x), D(G(z))) for the named loss; G(z) is detached (the critic's objective only;
+    no gradient penalty, label smoothing or noisy labels)."""
+    with torch.no_grad():  # D's Hessian does not need a graph through G
+        fake = generator(latent)
+    return get_loss(loss).critic(_critic_logits(critic, real), _critic_logits(critic, fake))
+
+
+def _check_players(players: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(players, str):
+        players = (players,)
+    players = tuple(players)
+    if not players or any(p not in PLAYERS for p in players):
+        raise ValueError(f"players must be a non-empty subset of {PLAYERS}, got {players!r}")
+    return players
+
+
+def gan_hessian_spectra(
+    generator: nn.Module,
+    critic: nn.Module,
+    latent: Tensor,
+    real: Tensor | None = None,
+    loss: str = "non_saturating",
+    k: int = 5,
+    which: str = "LA",
+    players: Sequence[str] = PLAYERS,
+    **lanczos_options,
+) -> dict[str, LanczosResult]:
+    r"""Top-k Hessian eigenpairs of the generator's and the critic's losses (lesson 06).
+
+    ``"generator"``: :math:`\nabla^2_{\theta_G} L_G(D(G(z)))` over G's parameters;
+    ``"critic"``: :math:`\nabla^2_{\theta_D} L_D(D(x), D(G(z)))` over D's parameters. The
+    models stay in their current (train/eval) mode; buffers are restored afterwards.
+
+    Args:
+        generator, critic: the models.
+        latent: z, shape (B, latent_dim), on the models' device.
+        real: x, shape (B, ...), needed for the critic.
+        loss: a key of ``gan_utils.losses.LOSSES``.
+        k, which, lanczos_options: passed to ``lanczos``.
+        players: which Hessians, a subset of ("generator", "critic").
+
+    Returns:
+        {"generator": LanczosResult, "critic": LanczosResult} for the players asked.
+    """
+    players = _check_players(players)
+    get_loss(loss)
+    if "critic" in players and real is None:
+        raise ValueError("real must be given for the critic's Hessian (players includes 'critic')")
+    results: dict[str, LanczosResult] = {}
+    with preserved_buffers(generator, critic):
+        for player in players:
+            if player == "generator":
+                params = [p for p in generator.parameters() if p.requires_grad]
+                value = generator_loss(generator, critic, latent, loss)
+            else:
+                params = [p for p in critic.parameters() if p.requires_grad]
+                value = critic_loss(generator, critic, real, latent, loss)
+            results[player] = top_eigenpairs(value, params, k=k, which=which, **lanczos_options)
+    return results
+
+
+@contextlib.contextmanager
+def isolated_rng(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG inside the block and restore every RNG state on exit, so
+    that drawing a batch here leaves the training run's random stream untouched."""
+    saved = rng_state()
+    try:
+        torch.manual_seed(int(seed))
+        yield
+    finally:
+        set_rng_state(saved)
+
+
+def draw_batch(
+    state: TrainState, batch_size: int, data=None, seed: int = 0
+) -> tuple[Tensor, Tensor | None]:
+    """(z, x) for a Hessian: z from the run's latent prior and, if ``data`` is given, a
+    real batch (from a tensor of samples or a function ``batch_size -> tensor``), drawn
+    with torch's RNG seeded with ``seed`` and then restored (see ``isolated_rng``)."""
+    config = state.config
+    with isolated_rng(seed):
+        latent = sample_latent(batch_size, config.latent_dim, config.latent_prior, state.device)
+        real = None
+        if data is not None:
+            if isinstance(data, Tensor):
+                index = torch.randint(0, data.shape[0], (batch_size,), device=data.device)
+                real = data[index].to(state.device)
+            else:
+                real = data(batch_size).to(state.device)
+    return latent, real
+
+
+def spectrum_callback(
+    every_steps: int,
+    k: int = 5,
+    *,
+    data=None,
+    players: Sequence[str] = PLAYERS,
+    batch_size: int | None = None,
+    which: str = "LA",
+    seed: int = 12345,
+    max_iterations: int | None = None,
+    tol: float = 1e-4,
+) -> Callback:
+    """A ``train`` callback logging the top-k Hessian eigenvalues of G's and D's losses.
+
+    Every ``every_steps`` generator steps it adds a history row with ``g_eig_1`` ..
+    ``g_eig_k`` (generator loss over G's parameters, best first for ``which``),
+    ``d_eig_1`` .. ``d_eig_k`` (critic loss over D's parameters), ``g_hvps`` / ``d_hvps``
+    (Hessian-vector products used) and ``spectrum_seconds``.
+
+    The batch is the same at every call (z from the run's prior and real samples from
+    ``data``, drawn with the RNG seeded by ``seed``), so the curves show the change of
+    the models, not of the batch. All RNG states and the models' buffers are restored
+    afterwards, so a run trains exactly as it would without the callback.
+
+    Args:
+        every_steps: generator steps between spectra.
+        k: eigenvalues per Hessian.
+        data: the real data given to ``train`` (tensor or sampler); needed for the critic.
+        players: ("generator", "critic") or one of them.
+        batch_size: samples in the batch (default: the run's ``batch_size``).
+        which: "LA", "LM" or "SA" (see ``lanczos``).
+        seed: seed of the batch and of the Lanczos start vector.
+        max_iterations, tol: passed to ``lanczos``.
+    """
+    every_steps = _check_int("every_steps", every_steps)
+    k = _check_int("k", k)
+    players = _check_players(players)
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    if batch_size is not None:
+        _check_int("batch_size", batch_size)
+    if "critic" in players and data is None:
+        raise ValueError("data must be given for the critic's spectrum (players has 'critic')")
+    prefixes = {"generator": "g", "critic": "d"}
+
+    def log_spectrum(state: TrainState) -> None:
+        t0 = time.perf_counter()
+        size = batch_size or state.config.batch_size
+        latent, real = draw_batch(state, size, data if "critic" in players else None, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # non-convergence is logged as *_converged
+            spectra = gan_hessian_spectra(
+                state.generator,
+                state.critic,
+                latent,
+                real,
+                loss=state.config.loss,
+                k=k,
+                which=which,
+                players=players,
+                max_iterations=max_iterations,
+                tol=tol,
+                seed=seed,
+            )
+        row: dict[str, float] = {}
+        for player, result in spectra.items():
+            prefix = prefixes[player]
+            for i, value in enumerate(result.eigenvalues):
+                row[f"{prefix}_eig_{i + 1}"] = float(value)
+            row[f"{prefix}_hvps"] = result.num_products
+            row[f"{prefix}_converged"] = float(result.converged)
+        row["spectrum_seconds"] = time.perf_counter() - t0
+        state.history.log(state.step, **row)
+
+    return every(every_steps, log_spectrum)
+
+
+__all__ = [
+    "PLAYERS",
+    "WHICH",
+    "HessianOperator",
+    "LanczosResult",
+    "critic_loss",
+    "default_max_iterations",
+    "draw_batch",
+    "gan_hessian_spectra",
+    "generator_loss",
+    "hessian_vector_product",
+    "isolated_rng",
+    "lanczos",
+    "preserved_buffers",
+    "spectrum_callback",
+    "top_eigenpairs",
+]
