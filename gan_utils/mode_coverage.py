@@ -1,0 +1,165 @@
+r"""Mode-collapse metrics for the 2-D toy mixtures (lesson 02; DESIGN.md, "Metrics, toy").
+
+``mode_coverage(samples, centres, std)`` is the one definition every lesson, the CLI and
+the widget use; ``evaluate_generator`` draws the 2,500 samples from a generator first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .train import LATENT_PRIORS
+
+NUM_EVAL_SAMPLES = 2500  # generated samples per evaluation (DESIGN.md)
+HQ_RADIUS_IN_STD = 3.0  # a sample is high quality within 3 std of its nearest centre
+MIN_HQ_PER_MODE = 20  # a mode is covered with at least 20 high-quality samples
+
+
+@dataclass(frozen=True)
+class ModeCoverage:
+    """The toy metrics of one set of samples (see ``mode_coverage`` for the rules)."""
+
+    modes_covered: int  # modes with >= min_hq_per_mode high-quality samples
+    modes_hit: int  # modes with >= 1 high-quality sample (the looser count some papers use)
+    num_modes: int  # K, the number of mixture components
+    high_quality_percent: float  # 100 * (# HQ samples) / (# samples)
+    kl_to_uniform: float  # KL(HQ histogram over modes || uniform) in nats; NaN if no HQ sample
+    num_samples: int  # N, the number of samples evaluated
+    hq_counts: tuple[int, ...]  # HQ samples per mode, in the order of ``centres``
+
+    def as_dict(self) -> dict[str, float | int]:
+        """The scalar figures (no per-mode counts), e.g. for a results table."""
+        return {
+            "modes_covered": self.modes_covered,
+            "modes_hit": self.modes_hit,
+            "num_modes": self.num_modes,
+            "high_quality_percent": self.high_quality_percent,
+            "kl_to_uniform": self.kl_to_uniform,
+            "num_samples": self.num_samples,
+        }
+
+
+def mode_coverage(
+    samples: Tensor | np.ndarray,
+    centres: Tensor | np.ndarray,
+    std: float,
+    min_hq_per_mode: int = MIN_HQ_PER_MODE,
+    hq_radius_in_std: float = HQ_RADIUS_IN_STD,
+) -> ModeCoverage:
+    r"""Modes covered, % high quality and KL to uniform of generated ``samples``.
+
+    The rules (DESIGN.md, "Metrics, toy"), for N samples :math:`x_i` and a mixture with
+    K centres :math:`c_k` and one isotropic std :math:`s`:
+
+    * sample :math:`x_i` belongs to its nearest centre
+      :math:`k(i) = \arg\min_k \lVert x_i - c_k \rVert_2`;
+    * it is *high quality* (HQ) if :math:`\lVert x_i - c_{k(i)} \rVert_2 \le 3 s`;
+    * :math:`n_k` = the number of HQ samples that belong to centre k;
+    * a mode is *covered* if :math:`n_k \ge 20`; ``modes_hit`` counts :math:`n_k \ge 1`;
+    * % HQ :math:`= 100 \sum_k n_k / N`;
+    * with :math:`p_k = n_k / \sum_j n_j` (empty modes included, :math:`0 \log 0 = 0`),
+      :math:`\mathrm{KL}(p \,\|\, u) = \sum_k p_k \log(K p_k)` in nats, between 0 (HQ
+      samples spread evenly) and :math:`\log K` (all on one mode); NaN when no sample
+      is HQ, because p is then undefined.
+
+    Samples that are NaN or infinite (a diverged generator) are never HQ. Evaluate on
+    ``NUM_EVAL_SAMPLES`` = 2,500 samples so that numbers are comparable.
+
+    Args:
+        samples: generated points, shape (N, dim).
+        centres: the mixture's centres, shape (K, dim) (``GaussianMixture.centres``).
+        std: the mixture's std s (``GaussianMixture.std``).
+        min_hq_per_mode: HQ samples a mode needs to count as covered (20).
+        hq_radius_in_std: the HQ radius in units of std (3).
+
+    Returns:
+        A ``ModeCoverage``.
+    """
+    x = torch.as_tensor(samples).detach().to("cpu", torch.float64)
+    c = torch.as_tensor(centres).detach().to("cpu", torch.float64)
+    if c.dim() != 2 or c.shape[0] < 1:
+        raise ValueError(f"centres must have shape (K, dim) with K >= 1, got {tuple(c.shape)}")
+    if x.dim() != 2 or x.shape[1] != c.shape[1] or x.shape[0] < 1:
+        raise ValueError(
+            f"samples must have shape (N, {c.shape[1]}) with N >= 1, got {tuple(x.shape)}"
+        )
+    if isinstance(std, bool) or not isinstance(std, (int, float, np.number)) or not std > 0:
+        raise ValueError(f"std must be a number > 0, got {std!r}")
+    std = float(std)
+    if isinstance(min_hq_per_mode, bool) or not isinstance(min_hq_per_mode, int):
+        raise ValueError(f"min_hq_per_mode must be an integer >= 1, got {min_hq_per_mode!r}")
+    if min_hq_per_mode < 1:
+        raise ValueError(f"min_hq_per_mode must be an integer >= 1, got {min_hq_per_mode!r}")
+    if not hq_radius_in_std > 0:
+        raise ValueError(f"hq_radius_in_std must be > 0, got {hq_radius_in_std!r}")
+
+    distances = torch.cdist(x, c)  # (N, K)
+    nearest_distance, nearest = distances.min(dim=1)  # (N,), (N,)
+    high_quality = nearest_distance <= hq_radius_in_std * std  # NaN compares False
+    num_modes = c.shape[0]
+    counts = torch.bincount(nearest[high_quality], minlength=num_modes)  # (K,)
+    total_hq = int(counts.sum())
+    if total_hq == 0:
+        kl = math.nan
+    else:
+        p = counts.double() / total_hq
+        nonzero = p > 0
+        kl = float((p[nonzero] * torch.log(num_modes * p[nonzero])).sum())
+    return ModeCoverage(
+        modes_covered=int((counts >= min_hq_per_mode).sum()),
+        modes_hit=int((counts >= 1).sum()),
+        num_modes=num_modes,
+        high_quality_percent=100.0 * total_hq / x.shape[0],
+        kl_to_uniform=kl,
+        num_samples=int(x.shape[0]),
+        hq_counts=tuple(int(n) for n in counts),
+    )
+
+
+def latent_batch(
+    num_samples: int, latent_dim: int, prior: str = "normal", seed: int = 0, device="cpu"
+) -> Tensor:
+    """A fixed batch of z, shape (num_samples, latent_dim), drawn from its own generator
+    seeded with ``seed`` (the global RNG, and so training, is left untouched)."""
+    if prior not in LATENT_PRIORS:
+        raise ValueError(f"prior must be one of {LATENT_PRIORS}, got {prior!r}")
+    rng = torch.Generator().manual_seed(int(seed))
+    if prior == "normal":
+        z = torch.randn(num_samples, latent_dim, generator=rng)
+    else:
+        z = torch.rand(num_samples, latent_dim, generator=rng) * 2.0 - 1.0
+    return z.to(device)
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: Tensor) -> Tensor:
+    """G(z) without a graph, on the CPU, shape (N, dim)."""
+    return generator(z).detach().to("cpu")
+
+
+def evaluate_generator(
+    generator: nn.Module,
+    mixture,
+    latent_dim: int,
+    num_samples: int = NUM_EVAL_SAMPLES,
+    prior: str = "normal",
+    seed: int = 12345,
+) -> ModeCoverage:
+    """``mode_coverage`` of ``num_samples`` samples G(z), z from a fixed seeded batch.
+
+    Args:
+        generator: maps (N, latent_dim) to (N, dim).
+        mixture: a ``GaussianMixture`` (its ``centres`` and ``std`` are used).
+        latent_dim: the size of z.
+        num_samples: how many samples (2,500 in every table of the course).
+        prior: "normal" or "uniform", as in training.
+        seed: seed of the latent batch (its own RNG; training's RNG is untouched).
+    """
+    device = next(generator.parameters()).device
+    z = latent_batch(num_samples, latent_dim, prior, seed, device)
+    return mode_coverage(generate(generator, z), mixture.centres, mixture.std)
