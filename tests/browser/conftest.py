@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,7 +21,6 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-import secrets
 
 import pytest
 
@@ -109,7 +109,9 @@ def jupyter_server(tmp_path_factory, browser_path):
         "--ServerApp.allow_root=True",  # CI runs as root
     ]  # fmt: skip
     log = (served / "server.log").open("w")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -149,7 +151,9 @@ def page(browser_path, jupyter_server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=browser_path, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=browser_path, headless=True, args=CHROMIUM_ARGS
+        )
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             yield context.new_page()

@@ -36,7 +36,9 @@ def run_cell(page, cell, timeout_s: float = 300) -> None:
         if re.fullmatch(r"\[\d+\]:", text):
             return
         time.sleep(0.25)
-    raise AssertionError(f"cell did not finish within {timeout_s} s (prompt {prompt.inner_text()!r})")
+    raise AssertionError(
+        f"cell did not finish within {timeout_s} s (prompt {prompt.inner_text()!r})"
+    )
 
 
 def test_lesson01_figures_render(page, jupyter_server, screenshot_dir):
