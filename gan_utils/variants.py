@@ -1,0 +1,552 @@
+r"""The ten GAN variants of lesson 02, one toy run, and a sweep over variants x datasets x seeds.
+
+Every variant is a name in ``VARIANTS`` and differs from the others only in the
+``TrainConfig`` fields it sets and in the critic's spectral normalisation:
+
+====================  ==============  ========  ==========================================
+name                  loss            n_critic  Lipschitz constraint / generator update
+====================  ==============  ========  ==========================================
+minimax               minimax         1         -
+non_saturating        non_saturating  1         -
+non_saturating_topk   non_saturating  1         top-k generator update
+hinge                 hinge           1         -
+least_squares         least_squares   1         -
+wasserstein           wasserstein     5         none (shows why one is needed)
+wasserstein_clip      wasserstein     5         weights clipped to [-0.01, 0.01]
+wasserstein_sn        wasserstein     5         spectral norm on every critic layer
+wgan_gp               wasserstein     5         gradient penalty, lambda = 10
+wgan_gp_topk          wasserstein     5         gradient penalty + top-k generator update
+====================  ==============  ========  ==========================================
+
+Top-k (Sinha et al. 2020): the generator loss uses only the k fakes with the highest
+critic score, :math:`k = \max(\gamma^{e} B, \nu B)` at epoch e (gamma 0.99, nu 0.5,
+an epoch = ``steps_per_epoch`` generator steps; the Mode_Collapse repository's 10,000
+samples at batch 500 make 20). The repository's loss names (standard, non-saturating,
+least-squares, wasserstein-gp) are accepted as aliases.
+
+``train_toy`` trains one (variant, dataset, seed) and returns the metrics of
+``gan_utils.mode_coverage`` on 2,500 samples, sample snapshots and steps/s; ``sweep``
+repeats it and summarises mean +/- std over seeds. Used by the notebook, ``gan-toy`` and
+``gan_utils.widgets``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import GaussianMixture, get_toy_dataset
+from .history import History
+from .losses import LOSSES
+from .mode_coverage import ModeCoverage, evaluate_generator, generate, latent_batch
+from .models import mlp_critic, mlp_generator
+from .runtime import get_device, set_seed
+from .train import OPTIMIZERS, Callback, DivergenceError, TrainConfig, every, train
+
+WASSERSTEIN_N_CRITIC = 5  # critic steps per generator step for the Wasserstein family
+CLIP_VALUE = 0.01  # WGAN weight clipping (Arjovsky et al. 2017; the repository)
+GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017; the repository used 2)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A GAN variant: a loss of ``gan_utils.losses.LOSSES`` plus training options."""
+
+    name: str  # the key in VARIANTS
+    loss: str  # a key of gan_utils.losses.LOSSES
+    description: str  # one line for tables and the widget
+    n_critic: int = 1  # critic steps per generator step
+    clip_value: float | None = None  # clip the critic's weights to [-c, c]
+    gp_weight: float = 0.0  # lambda of the gradient penalty
+    spectral_norm: bool = False  # spectral normalisation of every critic layer
+    topk: bool = False  # top-k generator update
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+
+    def train_config(self, **changes) -> TrainConfig:
+        """The variant's ``TrainConfig``; ``changes`` set any other field (or override)."""
+        fields = {
+            "loss": self.loss,
+            "n_critic": self.n_critic,
+            "clip_value": self.clip_value,
+            "gp_weight": self.gp_weight,
+            "topk": self.topk,
+        }
+        return TrainConfig(**{**fields, **changes})
+
+    def critic_options(self) -> dict:
+        """Keyword arguments for ``gan_utils.models.mlp_critic``."""
+        return {"spectral_norm": self.spectral_norm}
+
+
+_W = WASSERSTEIN_N_CRITIC
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("minimax", "minimax", "standard GAN: G minimises log(1 - D(G(z)))"),
+        Variant("non_saturating", "non_saturating", "G maximises log D(G(z))"),
+        Variant(
+            "non_saturating_topk",
+            "non_saturating",
+            "non-saturating, G learns from its top-k fakes only",
+            topk=True,
+        ),
+        Variant("hinge", "hinge", "hinge critic (margin 1), G raises D(G(z))"),
+        Variant("least_squares", "least_squares", "LSGAN (a=0, b=1, c=1)"),
+        Variant("wasserstein", "wasserstein", "WGAN without a Lipschitz constraint", n_critic=_W),
+        Variant(
+            "wasserstein_clip",
+            "wasserstein",
+            f"WGAN, critic weights clipped to [-{CLIP_VALUE}, {CLIP_VALUE}]",
+            n_critic=_W,
+            clip_value=CLIP_VALUE,
+        ),
+        Variant(
+            "wasserstein_sn",
+            "wasserstein",
+            "WGAN, spectral norm on every critic layer",
+            n_critic=_W,
+            spectral_norm=True,
+        ),
+        Variant(
+            "wgan_gp",
+            "wasserstein",
+            f"WGAN-GP, gradient penalty lambda = {GP_WEIGHT:g}",
+            n_critic=_W,
+            gp_weight=GP_WEIGHT,
+        ),
+        Variant(
+            "wgan_gp_topk",
+            "wasserstein",
+            "WGAN-GP with the top-k generator update",
+            n_critic=_W,
+            gp_weight=GP_WEIGHT,
+            topk=True,
+        ),
+    )
+}
+
+# The Mode_Collapse repository's --loss names.
+ALIASES: dict[str, str] = {
+    "standard": "minimax",
+    "non-saturating": "non_saturating",
+    "least-squares": "least_squares",
+    "wasserstein-gp": "wgan_gp",
+}
+
+
+def variant_names() -> list[str]:
+    """The ten variant names, in the lesson's order."""
+    return list(VARIANTS)
+
+
+def get_variant(name: str | Variant) -> Variant:
+    """A variant by name (or alias); an unknown name raises a ValueError listing the choices."""
+    if isinstance(name, Variant):
+        return name
+    if isinstance(name, str):
+        key = ALIASES.get(name, name)
+        if key in VARIANTS:
+            return VARIANTS[key]
+    raise ValueError(
+        f"variant must be one of {list(VARIANTS)} (aliases: {sorted(ALIASES)}), got {name!r}"
+    )
+
+
+def customise(
+    variant: str | Variant,
+    spectral_norm: bool = False,
+    clip_value: float | None = None,
+    topk: bool = False,
+    n_critic: int | None = None,
+) -> Variant:
+    """A variant with options switched on (the CLI's --spectral_norm, --clip_weights, --topk).
+
+    The result takes the name of the registered variant it equals (e.g. wasserstein +
+    spectral_norm is ``wasserstein_sn``), else ``"<name>+sn+clip<c>+topk"``.
+    """
+    base = get_variant(variant)
+    changes = {}
+    if spectral_norm:
+        changes["spectral_norm"] = True
+    if clip_value:
+        changes["clip_value"] = float(clip_value)
+    if topk:
+        changes["topk"] = True
+    if n_critic is not None:
+        changes["n_critic"] = int(n_critic)
+    if not changes:
+        return base
+    custom = dataclasses.replace(base, **changes)
+    for known in VARIANTS.values():
+        if dataclasses.replace(custom, name=known.name, description=known.description) == known:
+            return known
+    tags = [base.name]
+    tags += ["sn"] if custom.spectral_norm and not base.spectral_norm else []
+    tags += [f"clip{custom.clip_value:g}"] if custom.clip_value != base.clip_value else []
+    tags += ["topk"] if custom.topk and not base.topk else []
+    tags += [f"ncritic{custom.n_critic}"] if custom.n_critic != base.n_critic else []
+    return dataclasses.replace(
+        custom, name="+".join(tags), description=f"{base.description} ({', '.join(tags[1:])})"
+    )
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """Everything of a toy run except the variant, the dataset and the seed."""
+
+    num_steps: int = 1000  # generator steps
+    batch_size: int = 256  # samples per critic and per generator step
+    latent_dim: int = 2  # size of z
+    width: int = 128  # units per hidden layer of G and D
+    depth: int = 3  # hidden layers of G and D (the repository: 4 x 256)
+    optimizer: str = "adam"  # "adam", "rmsprop" (the repository: lr 1e-4) or "sgd"
+    lr: float = 2e-4  # learning rate of G and D
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas
+    n_critic: int | None = None  # None: the variant's own (5 for the Wasserstein family)
+    clip_value: float | None = None  # None: the variant's own (0.01 for wasserstein_clip)
+    topk_gamma: float = 0.99  # top-k: k = max(gamma^epoch * B, nu * B)
+    topk_nu: float = 0.5
+    steps_per_epoch: int | None = None  # None: ceil(num_real_samples / B), or 20
+    num_real_samples: int | None = None  # None: fresh samples every batch; N: a fixed set
+    num_snapshots: int = 0  # sample snapshots over training (plus one before training)
+    snapshot_samples: int = 500  # points per snapshot (a fixed z batch)
+    eval_samples: int = 2500  # samples for the metrics (DESIGN.md: 2,500)
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
+    log_every: int = 50  # steps between history rows
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and its allowed values."""
+        for name in ("num_steps", "batch_size", "latent_dim", "width", "eval_samples"):
+            _check_int(name, getattr(self, name), 1)
+        for name in ("depth", "num_snapshots"):
+            _check_int(name, getattr(self, name), 0)
+        _check_int("snapshot_samples", self.snapshot_samples, 1)
+        for name in ("n_critic", "steps_per_epoch", "num_real_samples"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if self.clip_value is not None and not self.clip_value > 0:
+            raise ValueError(f"clip_value must be None or > 0, got {self.clip_value!r}")
+
+    def epoch_length(self) -> int:
+        """Generator steps per top-k epoch: ceil(num_real_samples / batch_size), else 20."""
+        if self.steps_per_epoch is not None:
+            return self.steps_per_epoch
+        if self.num_real_samples is not None:
+            return max(1, math.ceil(self.num_real_samples / self.batch_size))
+        return 20
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+REPOSITORY_SETTINGS = ToySettings(
+    num_steps=10_000,  # 500 epochs of 20 steps
+    batch_size=500,
+    latent_dim=32,
+    width=256,
+    depth=4,
+    optimizer="rmsprop",
+    lr=1e-4,
+    num_real_samples=10_000,
+)  # the Mode_Collapse repository's settings (its README's defaults)
+
+
+@dataclass
+class ToyRun:
+    """One trained (variant, dataset, seed): its metrics, snapshots and speed."""
+
+    variant: str
+    dataset: str
+    seed: int
+    metrics: ModeCoverage
+    snapshots: list[tuple[int, np.ndarray]]  # (generator step, samples (n, 2)) over training
+    steps_per_second: float  # generator steps per second of training
+    seconds: float  # wall time of training
+    diverged: bool  # a loss became NaN/inf (metrics then describe the last weights)
+    history: History = field(repr=False)
+    generator: nn.Module = field(repr=False)
+    critic: nn.Module = field(repr=False)
+    settings: ToySettings = field(repr=False)
+
+    def row(self) -> dict:
+        """A flat dict for tables (per run)."""
+        return {
+            "variant": self.variant,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            **self.metrics.as_dict(),
+            "steps_per_second": self.steps_per_second,
+            "diverged": self.diverged,
+        }
+
+
+def build_models(
+    variant: Variant, mixture: GaussianMixture, settings: ToySettings
+) -> tuple[nn.Module, nn.Module]:
+    """The generator and critic MLPs of a toy run (uses the global RNG for their weights)."""
+    generator = mlp_generator(settings.latent_dim, mixture.dim, settings.width, settings.depth)
+    critic = mlp_critic(mixture.dim, settings.width, settings.depth, **variant.critic_options())
+    return generator, critic
+
+
+def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> TrainConfig:
+    """The ``TrainConfig`` of a toy run: the variant's fields plus the settings'."""
+    changes = {
+        "latent_dim": settings.latent_dim,
+        "batch_size": settings.batch_size,
+        "num_steps": settings.num_steps,
+        "lr_g": settings.lr,
+        "lr_d": settings.lr,
+        "betas": tuple(settings.betas),
+        "optimizer": settings.optimizer,
+        "topk_gamma": settings.topk_gamma,
+        "topk_nu": settings.topk_nu,
+        "steps_per_epoch": settings.epoch_length(),
+        "seed": int(seed),
+        "device": settings.device,
+        "log_every": min(settings.log_every, settings.num_steps),
+        "progress": False,
+    }
+    if settings.n_critic is not None:
+        changes["n_critic"] = settings.n_critic
+    if settings.clip_value is not None and variant.clip_value is not None:
+        changes["clip_value"] = settings.clip_value
+    return variant.train_config(**changes)
+
+
+def train_toy(
+    variant: str | Variant,
+    dataset: str = "grid",
+    seed: int = 0,
+    settings: ToySettings | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> ToyRun:
+    """Train one variant on one toy dataset from one seed; evaluate it on 2,500 samples.
+
+    The seed fixes the weights, the real data, the latents of training, the snapshot
+    latents and the evaluation latents. A run whose loss becomes NaN/inf is not an
+    error here: it is reported with ``diverged=True`` (that is a result of the lesson).
+
+    Args:
+        variant: a name of ``VARIANTS`` (or alias), or a ``Variant``.
+        dataset: "ring", "grid" or "wide_ring".
+        seed: a non-negative integer.
+        settings: sizes, budget and optimiser (``ToySettings()`` if None).
+        callbacks: extra ``gan_utils.train`` callbacks (the widget's live plot and Stop).
+
+    Returns:
+        A ``ToyRun``.
+    """
+    variant = get_variant(variant)
+    settings = settings or ToySettings()
+    settings.validate()
+    device = get_device(settings.device)
+    mixture = get_toy_dataset(dataset, device)
+    config = toy_train_config(variant, seed, settings)
+    config.validate()
+
+    set_seed(seed)  # model weights
+    generator, critic = build_models(variant, mixture, settings)
+    generator.to(device)
+    critic.to(device)
+    if settings.num_real_samples is None:
+        data = mixture  # fresh samples from torch's global RNG (seeded by train)
+    else:
+        rng = torch.Generator(device=device).manual_seed(int(seed))
+        data = mixture.sample(settings.num_real_samples, generator=rng)  # (N, 2), a fixed set
+
+    snapshots: list[tuple[int, np.ndarray]] = []
+    all_callbacks = list(callbacks)
+    if settings.num_snapshots:
+        z_fixed = latent_batch(settings.snapshot_samples, settings.latent_dim, seed=seed + 1)
+        z_fixed = z_fixed.to(device)
+        snapshots.append((0, generate(generator, z_fixed).numpy()))
+        interval = max(1, settings.num_steps // settings.num_snapshots)
+
+        def snapshot(state) -> None:
+            snapshots.append((state.step, generate(state.generator, z_fixed).numpy()))
+
+        all_callbacks.insert(0, every(interval, snapshot))
+
+    diverged = False
+    history = History()
+    try:
+        history = train(generator, critic, data, config, callbacks=all_callbacks)
+    except DivergenceError:
+        diverged = True
+    seconds = history.extras.get("seconds", float("nan"))
+    steps = history.extras.get("steps", 0)
+    metrics = evaluate_generator(
+        generator, mixture, settings.latent_dim, settings.eval_samples, seed=12345 + seed
+    )
+    return ToyRun(
+        variant=variant.name,
+        dataset=dataset,
+        seed=int(seed),
+        metrics=metrics,
+        snapshots=snapshots,
+        steps_per_second=steps / seconds if seconds and seconds > 0 else float("nan"),
+        seconds=seconds,
+        diverged=diverged,
+        history=history,
+        generator=generator,
+        critic=critic,
+        settings=settings,
+    )
+
+
+# ---- sweeps ---------------------------------------------------------------------------------
+SUMMARY_METRICS = ("modes_covered", "modes_hit", "high_quality_percent", "kl_to_uniform")
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean, sample std (ddof=1; NaN for one value) and count of the finite values."""
+    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.nan, math.nan, 0
+    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+    return float(finite.mean()), std, int(finite.size)
+
+
+@dataclass
+class SweepResult:
+    """The runs of a sweep and their summary: mean +/- std over seeds per (variant, dataset)."""
+
+    runs: list[ToyRun]
+
+    def summary(self) -> list[dict]:
+        """One row per (variant, dataset) in run order: ``<metric>_mean``, ``<metric>_std``
+        (ddof=1), ``num_seeds``; the KL mean is over the seeds where KL is defined
+        (``kl_defined`` of ``num_seeds``)."""
+        groups: dict[tuple[str, str], list[ToyRun]] = {}
+        for run in self.runs:
+            groups.setdefault((run.variant, run.dataset), []).append(run)
+        rows = []
+        for (variant, dataset), runs in groups.items():
+            row = {
+                "variant": variant,
+                "dataset": dataset,
+                "num_seeds": len(runs),
+                "num_modes": runs[0].metrics.num_modes,
+            }
+            for key in SUMMARY_METRICS:
+                mean, std, count = _mean_std([getattr(r.metrics, key) for r in runs])
+                row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+                if key == "kl_to_uniform":
+                    row["kl_defined"] = count
+            row["steps_per_second"] = _mean_std([r.steps_per_second for r in runs])[0]
+            row["diverged"] = sum(r.diverged for r in runs)
+            rows.append(row)
+        return rows
+
+    def row(self, variant: str, dataset: str) -> dict:
+        """The summary row of one (variant, dataset)."""
+        for row in self.summary():
+            if row["variant"] == variant and row["dataset"] == dataset:
+                return row
+        raise KeyError(f"no runs of variant={variant!r} on dataset={dataset!r}")
+
+    def ranking(self, dataset: str) -> list[dict]:
+        """Summary rows of ``dataset``, best first: most modes covered, then most % HQ."""
+        rows = [r for r in self.summary() if r["dataset"] == dataset]
+        if not rows:
+            raise KeyError(f"no runs on dataset={dataset!r}")
+        return sorted(
+            rows,
+            key=lambda r: (
+                -_nan_to(r["modes_covered_mean"]),
+                -_nan_to(r["high_quality_percent_mean"]),
+            ),
+        )
+
+    def to_markdown(self) -> str:
+        """The summary as a Markdown table (mean +/- std over seeds)."""
+        lines = [
+            "| variant | dataset | seeds | modes covered (>= 20 HQ) | modes hit (>= 1 HQ) "
+            "| % HQ | KL(HQ hist. ‖ uniform), nats | steps/s | diverged |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in self.summary():
+            k = r["num_modes"]
+            kl = _pm(r["kl_to_uniform_mean"], r["kl_to_uniform_std"], 2)
+            if r["kl_defined"] < r["num_seeds"]:
+                kl += f" ({r['num_seeds'] - r['kl_defined']} NaN: no HQ sample)"
+            lines.append(
+                f"| {r['variant']} | {r['dataset']} | {r['num_seeds']} "
+                f"| {_pm(r['modes_covered_mean'], r['modes_covered_std'], 1)} / {k} "
+                f"| {_pm(r['modes_hit_mean'], r['modes_hit_std'], 1)} / {k} "
+                f"| {_pm(r['high_quality_percent_mean'], r['high_quality_percent_std'], 1)} "
+                f"| {kl} | {r['steps_per_second']:.0f} | {r['diverged']} |"
+            )
+        return "\n".join(lines)
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the summary as CSV; returns the path."""
+        path = Path(path)
+        rows = self.summary()
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+
+def _nan_to(value: float, fill: float = -1.0) -> float:
+    return fill if value is None or not math.isfinite(value) else value
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if not math.isfinite(mean):
+        return "NaN"
+    if not math.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def sweep(
+    variants: Sequence[str | Variant],
+    datasets: Sequence[str] = ("grid",),
+    seeds: Sequence[int] = (0, 1),
+    settings: ToySettings | None = None,
+    on_run: Callable[[ToyRun], None] | None = None,
+) -> SweepResult:
+    """Train every (variant, dataset, seed) with ``train_toy``; ``on_run`` sees each run.
+
+    Args:
+        variants: names (or ``Variant`` objects); all are checked before training starts.
+        datasets: toy dataset names.
+        seeds: one run per seed.
+        settings: shared by every run.
+        on_run: called after each run (e.g. to print progress).
+    """
+    chosen = [get_variant(v) for v in variants]
+    for dataset in datasets:
+        get_toy_dataset(dataset)  # fail before training on a bad name
+    if not chosen or not datasets or not seeds:
+        raise ValueError("variants, datasets and seeds must each hold at least one value")
+    runs = []
+    for variant in chosen:
+        for dataset in datasets:
+            for seed in seeds:
+                run = train_toy(variant, dataset, seed, settings)
+                runs.append(run)
+                if on_run is not None:
+                    on_run(run)
+    return SweepResult(runs)
