@@ -1,0 +1,273 @@
+"""``gan-toy``: train lesson 02's GAN variants on the 2-D toy mixtures from the command line.
+
+Flags keep the names of the Mode_Collapse repository's ``main.py`` where it has one
+(--device --epochs --d_updates --plot_frequency --lr --latent_size --samples --batch_size
+--loss --spectral_norm --clip_weights --topk; its loss names standard, non-saturating,
+least-squares and wasserstein-gp are aliases), plus --dataset --seeds --steps --out.
+--loss takes several variants (or ``all``); --spectral_norm, --clip_weights and --topk
+turn a loss into a variant (wasserstein + --spectral_norm is wasserstein_sn).
+
+Examples::
+
+    gan-toy --loss all --dataset grid ring --seeds 0 1
+    gan-toy --loss wasserstein-gp --topk --dataset grid --steps 5000 --gif
+    gan-toy --preset repository --loss standard --dataset wide_ring
+
+Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`` (with
+the command and its wall time), ``<out>/<name>.csv``, ``<out>/<name>_samples.png`` and,
+with --gif, one GIF per variant and dataset (first seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import matplotlib
+
+from .data import TOY_DATASETS
+from .paths import runs_dir
+from .plotting import save_gif
+from .runtime import DEVICE_CHOICES
+from .train import OPTIMIZERS
+from .variants import (
+    ALIASES,
+    REPOSITORY_SETTINGS,
+    VARIANTS,
+    ToyRun,
+    ToySettings,
+    customise,
+    sweep,
+)
+
+LOSS_CHOICES = [*VARIANTS, *ALIASES, "all"]
+PRESETS = {"lesson": ToySettings(), "repository": REPOSITORY_SETTINGS}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gan-toy``."""
+    parser = argparse.ArgumentParser(
+        prog="gan-toy",
+        description="Train GAN variants on 2-D Gaussian mixtures and measure mode collapse "
+        "(modes covered, %% high quality, KL to uniform on 2,500 samples).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lesson = ToySettings()
+    add = parser.add_argument
+    add("--loss", nargs="+", default=["all"], choices=LOSS_CHOICES, metavar="VARIANT",
+        help=f"variants (or 'all'); choices: {', '.join(LOSS_CHOICES)}")  # fmt: skip
+    add("--dataset", nargs="+", default=["grid"], choices=list(TOY_DATASETS),
+        help="toy datasets")  # fmt: skip
+    add("--seeds", nargs="+", type=_non_negative_int, default=[0, 1], help="one run per seed")
+    add("--preset", choices=list(PRESETS), default="lesson",
+        help="defaults of the lesson, or of the Mode_Collapse repository (4x256 MLPs, batch "
+        "500, RMSprop lr 1e-4, latent 32, 10,000 samples, 500 epochs)")  # fmt: skip
+    add("--steps", type=_positive_int, help=f"generator steps (lesson: {lesson.num_steps})")
+    add("--epochs", type=_positive_int,
+        help="generator steps in epochs of ceil(samples / batch_size) steps (20 without "
+        "--samples); ignored if --steps is given")  # fmt: skip
+    add("--d_updates", type=_positive_int,
+        help="critic steps per generator step (default: 5 for the Wasserstein family, else 1)")  # fmt: skip
+    add("--lr", type=_positive_float, help=f"learning rate of G and D (lesson: {lesson.lr})")
+    add("--optimizer", choices=list(OPTIMIZERS), help="optimiser (lesson: adam)")
+    add("--latent_size", type=_positive_int, help=f"size of z (lesson: {lesson.latent_dim})")
+    add("--batch_size", type=_positive_int, help=f"batch size (lesson: {lesson.batch_size})")
+    add("--samples", type=_positive_int,
+        help="size of a fixed set of real samples (any number); default: fresh samples "
+        "every batch")  # fmt: skip
+    add("--width", type=_positive_int, help=f"units per hidden layer (lesson: {lesson.width})")
+    add("--depth", type=_non_negative_int, help=f"hidden layers (lesson: {lesson.depth})")
+    add("--spectral_norm", action="store_true", help="spectral norm on the critic's layers")
+    add("--clip_weights", type=float, default=0.0,
+        help="if > 0, clip the critic's weights to [-c, c]")  # fmt: skip
+    add("--topk", action="store_true", help="top-k generator update (Sinha et al. 2020)")
+    add("--topk_gamma", type=_unit_interval, default=0.99, help="top-k decay per epoch")
+    add("--topk_nu", type=_unit_interval, default=0.5, help="top-k floor, share of the batch")
+    add("--plot_frequency", type=_positive_int, default=10,
+        help="epochs between sample snapshots (GIF frames)")  # fmt: skip
+    add("--eval_samples", type=_positive_int, default=2500, help="samples for the metrics")
+    add("--device", choices=list(DEVICE_CHOICES), default="auto", help="device")
+    add("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    add("--out", type=Path, help="output folder (default: <root>/runs/gan-toy)")
+    add("--name", default="toy_results", help="stem of the output files")
+    add("--gif", action="store_true", help="write a GIF per variant and dataset (first seed)")
+    add("--quiet", action="store_true", help="no line per finished run")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> ToySettings:
+    """The ``ToySettings`` the flags describe (on top of --preset)."""
+    base = PRESETS[args.preset]
+    changes = {
+        "latent_dim": args.latent_size,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "width": args.width,
+        "depth": args.depth,
+        "num_real_samples": args.samples,
+        "n_critic": args.d_updates,
+    }
+    settings = dataclasses.replace(
+        base,
+        **{k: v for k, v in changes.items() if v is not None},
+        topk_gamma=args.topk_gamma,
+        topk_nu=args.topk_nu,
+        eval_samples=args.eval_samples,
+        device=args.device,
+    )
+    epoch = settings.epoch_length()
+    if args.steps is not None:
+        steps = args.steps
+    elif args.epochs is not None:
+        steps = args.epochs * epoch
+    else:
+        steps = settings.num_steps
+    interval = args.plot_frequency * epoch
+    return dataclasses.replace(
+        settings, num_steps=steps, num_snapshots=max(1, min(steps // interval, 200))
+    )
+
+
+def variants_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
+    """The variants: --loss names (or all), with --spectral_norm/--clip_weights/--topk."""
+    if args.clip_weights < 0:
+        parser.error(f"argument --clip_weights: expected a number >= 0, got {args.clip_weights}")
+    names = list(VARIANTS) if "all" in args.loss else list(dict.fromkeys(args.loss))
+    return [customise(n, args.spectral_norm, args.clip_weights or None, args.topk) for n in names]
+
+
+def _describe(settings: ToySettings) -> str:
+    n_critic = settings.n_critic or "5 for the Wasserstein family, else 1"
+    return (
+        f"{settings.num_steps} generator steps, batch {settings.batch_size}, "
+        f"{settings.depth}x{settings.width} MLPs, latent {settings.latent_dim}, "
+        f"{settings.optimizer} lr {settings.lr:g}, n_critic {n_critic}, "
+        f"real samples: {settings.num_real_samples or 'fresh every batch'}, "
+        f"metrics on {settings.eval_samples} samples"
+    )
+
+
+def _save_gif(frames, path: Path) -> Path:
+    # save_gif writes into the figures folder; give it a unique name, then move the file.
+    temporary = save_gif(frames, f"gan_toy_{uuid.uuid4().hex}.gif")
+    return Path(shutil.move(temporary, path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``gan-toy``; returns 0 (argparse exits with 2 on bad flags)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    variants = variants_from_args(args, parser)
+    try:
+        settings = settings_from_args(args)
+        settings.validate()
+    except ValueError as error:
+        parser.error(str(error))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    matplotlib.use("Agg")
+    from . import toy_plots  # after choosing the backend
+
+    out = args.out or runs_dir() / "gan-toy"
+    out.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["gan-toy", *(sys.argv[1:] if argv is None else argv)])
+    print(f"{command}\n{_describe(settings)}", flush=True)
+
+    def report(run: ToyRun) -> None:
+        if not args.quiet:
+            m = run.metrics
+            print(
+                f"  {run.variant:<22} {run.dataset:<9} seed {run.seed}: "
+                f"{m.modes_covered}/{m.num_modes} modes, {m.high_quality_percent:.1f}% HQ, "
+                f"KL {m.kl_to_uniform:.3f}, {run.steps_per_second:.0f} steps/s"
+                + (" (diverged)" if run.diverged else ""),
+                flush=True,
+            )
+
+    started = time.perf_counter()
+    try:
+        result = sweep(variants, args.dataset, args.seeds, settings, on_run=report)
+    except ValueError as error:
+        parser.error(str(error))
+    wall_time = time.perf_counter() - started
+    table = result.to_markdown()
+    print(f"\n{table}\n\nwall time {wall_time:.0f} s")
+
+    header = [
+        f"# gan-toy results: {', '.join(args.dataset)}, seeds {args.seeds}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Settings: {_describe(settings)}.",
+        "",
+        f"Wall time: {wall_time:.0f} s ({wall_time / 60:.1f} min) for {len(result.runs)} runs.",
+        "",
+        f"Modes covered: modes with >= 20 high-quality samples of the {settings.eval_samples} "
+        "evaluated; "
+        "high quality: within 3 std of the nearest centre; KL of the HQ histogram over "
+        "modes to uniform, in nats (NaN when no sample is HQ). Mean ± std (ddof=1) over seeds.",
+        "",
+    ]
+    (out / f"{args.name}.md").write_text("\n".join(header) + "\n" + table + "\n")
+    result.write_csv(out / f"{args.name}.csv")
+    first = [r for r in result.runs if r.seed == args.seeds[0]]
+    fig = toy_plots.plot_final_samples(first)
+    fig.savefig(out / f"{args.name}_samples.png", dpi=75, bbox_inches="tight")
+    matplotlib.pyplot.close(fig)
+    if args.gif:
+        for run in first:
+            _save_gif(
+                toy_plots.snapshot_frames(run), out / f"{args.name}_{run.variant}_{run.dataset}.gif"
+            )
+    print(f"wrote {out / args.name}.md, .csv, _samples.png" + (" and GIFs" if args.gif else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Figures of lesson 02: sample snapshots, GIF frames and modes covered per variant.
+
+Generated samples are dark (blue), the real mixture light grey, so panels print in grey.
+Used by the notebook, ``gan-toy`` and ``gan_utils.widgets``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from .data import GaussianMixture, get_toy_dataset
+from .plotting import figure_to_image, scatter_samples
+from .variants import SweepResult, ToyRun
+
+REAL_POINTS = 1000  # real samples drawn behind each panel
+
+
+def axis_limit(mixture: GaussianMixture) -> float:
+    """Half-width of a square view that shows every mode with a margin."""
+    return float(mixture.centres.abs().max()) * 1.3 + 0.3
+
+
+def real_points(mixture: GaussianMixture, num_samples: int = REAL_POINTS) -> np.ndarray:
+    """A fixed set of real samples for backgrounds (own RNG: training is untouched)."""
+    rng = torch.Generator(device=mixture.device).manual_seed(0)
+    return mixture.sample(num_samples, generator=rng).cpu().numpy()
+
+
+def _panel(ax, samples: np.ndarray, mixture: GaussianMixture, title: str) -> None:
+    finite = samples[np.isfinite(samples).all(1)]
+    scatter_samples(ax, finite, real_points(mixture), title=title, limit=axis_limit(mixture))
+    ax.set_xlabel("x1 (data units)")
+    ax.set_ylabel("x2 (data units)")
+
+
+def snapshot_frames(run: ToyRun, dpi: int = 60, size: float = 3.0) -> list[Image.Image]:
+    """One image per snapshot of ``run`` (GIF frames), titled with the step."""
+    mixture = get_toy_dataset(run.dataset)
+    frames = []
+    for step, samples in run.snapshots:
+        fig, ax = plt.subplots(figsize=(size, size))
+        _panel(ax, samples, mixture, f"{run.variant} on {run.dataset}, step {step}")
+        ax.title.set_fontsize(8)
+        fig.tight_layout()
+        frames.append(figure_to_image(fig, dpi=dpi))
+        plt.close(fig)
+    return frames
+
+
+def plot_snapshots(runs: Sequence[ToyRun], num_columns: int = 5, size: float = 1.7):
+    """Rows: runs; columns: ``num_columns`` snapshots evenly spaced over training."""
+    if not runs or not runs[0].snapshots:
+        raise ValueError("runs must hold at least one run with snapshots (num_snapshots > 0)")
+    count = len(runs[0].snapshots)
+    columns = sorted({round(i * (count - 1) / max(1, num_columns - 1)) for i in range(num_columns)})
+    fig, axes = plt.subplots(
+        len(runs),
+        len(columns),
+        figsize=(size * len(columns), size * len(runs)),
+        squeeze=False,
+    )
+    for row, run in enumerate(runs):
+        mixture = get_toy_dataset(run.dataset)
+        for col, index in enumerate(columns):
+            step, samples = run.snapshots[min(index, len(run.snapshots) - 1)]
+            ax = axes[row, col]
+            _panel(ax, samples, mixture, f"step {step}" if row == 0 else "")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            ax.set_ylabel(run.variant if col == 0 else "", fontsize=8)
+    fig.suptitle(f"Generated (blue) and real (grey) samples on the {runs[0].dataset} over training")
+    fig.tight_layout()
+    return fig
+
+
+def plot_final_samples(runs: Sequence[ToyRun], num_columns: int = 5, size: float = 2.0):
+    """The last snapshot of each run, titled with its modes covered and % HQ."""
+    if not runs:
+        raise ValueError("runs must hold at least one run")
+    rows = math.ceil(len(runs) / num_columns)
+    fig, axes = plt.subplots(
+        rows, num_columns, figsize=(size * num_columns, size * rows), squeeze=False
+    )
+    for ax in axes.flat[len(runs) :]:
+        ax.axis("off")
+    for ax, run in zip(axes.flat, runs, strict=False):
+        mixture = get_toy_dataset(run.dataset)
+        m = run.metrics
+        samples = run.snapshots[-1][1] if run.snapshots else np.empty((0, 2))
+        _panel(
+            ax,
+            samples,
+            mixture,
+            f"{run.variant}\n{m.modes_covered}/{m.num_modes} modes, "
+            f"{m.high_quality_percent:.0f}% HQ",
+        )
+        ax.title.set_fontsize(8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+def plot_modes_covered(result: SweepResult, dataset: str, ax=None):
+    """Modes covered per variant on ``dataset``: mean over seeds with a +/- std bar."""
+    rows = [r for r in result.summary() if r["dataset"] == dataset]
+    if not rows:
+        raise ValueError(f"no runs on dataset={dataset!r} in this sweep")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 0.35 * len(rows) + 1.2))
+    names = [r["variant"] for r in rows]
+    means = [r["modes_covered_mean"] for r in rows]
+    stds = [
+        0.0 if not math.isfinite(r["modes_covered_std"]) else r["modes_covered_std"] for r in rows
+    ]
+    y = np.arange(len(rows))
+    ax.barh(y, means, xerr=stds, color="0.45", ecolor="black", capsize=3)
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.axvline(rows[0]["num_modes"], color="black", linestyle="--", linewidth=1)
+    ax.set_xlim(0, rows[0]["num_modes"] + 1)
+    ax.set_xlabel(f"modes covered (of {rows[0]['num_modes']}; >= 20 HQ samples of 2,500)")
+    ax.set_title(f"Modes covered on the {dataset}, mean ± std over {rows[0]['num_seeds']} seeds")
+    return ax

@@ -1,0 +1,106 @@
+"""``gan-toy`` in-process at tiny settings: tables, files, aliases and argparse errors."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from gan_utils.toy_cli import build_parser, main, settings_from_args, variants_from_args
+from gan_utils.variants import VARIANTS
+
+TINY = ["--steps", "4", "--batch_size", "16", "--width", "8", "--depth", "1"]
+TINY += ["--eval_samples", "100", "--device", "cpu", "--quiet"]
+
+
+@pytest.mark.slow
+def test_runs_and_writes_table_csv_plot_and_gifs(tmp_path, capsys):
+    argv = ["--loss", "hinge", "least-squares", "--dataset", "ring", "grid"]
+    argv += ["--seeds", "0", "1", "--gif", "--plot_frequency", "1", "--out", str(tmp_path), *TINY]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| hinge | ring | 2 |" in out and "| least_squares | grid | 2 |" in out
+    markdown = (tmp_path / "toy_results.md").read_text()
+    assert "Command: `gan-toy --loss hinge least-squares" in markdown
+    assert "Wall time:" in markdown and "| least_squares | ring | 2 |" in markdown
+    rows = list(csv.DictReader((tmp_path / "toy_results.csv").open()))
+    assert [(r["variant"], r["dataset"]) for r in rows] == [
+        ("hinge", "ring"),
+        ("hinge", "grid"),
+        ("least_squares", "ring"),
+        ("least_squares", "grid"),
+    ]
+    assert all(r["num_seeds"] == "2" for r in rows)
+    assert (tmp_path / "toy_results_samples.png").stat().st_size > 1000
+    gifs = sorted(p.name for p in tmp_path.glob("*.gif"))
+    assert gifs == [
+        f"toy_results_{v}_{d}.gif" for v in ("hinge", "least_squares") for d in ("grid", "ring")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--loss", "standard"], "minimax"),
+        (["--loss", "non-saturating", "--topk"], "non_saturating_topk"),
+        (["--loss", "least-squares"], "least_squares"),
+        (["--loss", "wasserstein-gp"], "wgan_gp"),
+        (["--loss", "wasserstein-gp", "--topk"], "wgan_gp_topk"),
+        (["--loss", "wasserstein", "--spectral_norm"], "wasserstein_sn"),
+        (["--loss", "wasserstein", "--clip_weights", "0.01"], "wasserstein_clip"),
+        (["--loss", "hinge", "--spectral_norm"], "hinge+sn"),
+    ],
+)
+def test_repository_names_and_switches_select_variants(argv, expected):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    assert [v.name for v in variants_from_args(args, parser)] == [expected]
+
+
+def test_all_selects_the_ten_variants_and_flags_set_the_settings():
+    parser = build_parser()
+    args = parser.parse_args(
+        ["--latent_size", "8", "--d_updates", "3", "--lr", "0.001", "--samples", "10000"]
+        + ["--batch_size", "500", "--epochs", "7", "--optimizer", "rmsprop"]
+    )
+    assert [v.name for v in variants_from_args(args, parser)] == list(VARIANTS)
+    settings = settings_from_args(args)
+    assert (settings.latent_dim, settings.n_critic, settings.lr) == (8, 3, 0.001)
+    assert settings.num_steps == 7 * 20  # an epoch: 10,000 samples / batch 500 = 20 steps
+    assert settings.optimizer == "rmsprop" and settings.num_real_samples == 10_000
+    args = parser.parse_args(["--epochs", "7", "--steps", "33"])
+    assert settings_from_args(args).num_steps == 33  # --steps wins
+    args = parser.parse_args(["--preset", "repository"])
+    repository = settings_from_args(args)
+    assert (repository.width, repository.depth, repository.batch_size) == (256, 4, 500)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (["--loss", "wgan"], ["--loss", "invalid choice", "minimax", "wgan_gp_topk", "standard"]),
+        (["--dataset", "spiral"], ["--dataset", "invalid choice", "ring", "grid", "wide_ring"]),
+        (["--optimizer", "lbfgs"], ["--optimizer", "adam", "rmsprop", "sgd"]),
+        (["--device", "tpu"], ["--device", "auto", "cpu", "cuda"]),
+        (["--steps", "0"], ["--steps", "integer >= 1"]),
+        (["--lr", "-1"], ["--lr", "number > 0"]),
+        (["--seeds", "x"], ["--seeds", "integer >= 0"]),
+        (["--topk_nu", "1.5"], ["--topk_nu", "(0, 1]"]),
+        (["--clip_weights", "-0.1"], ["--clip_weights", ">= 0"]),
+        (["--preset", "huge"], ["--preset", "lesson", "repository"]),
+    ],
+)
+def test_bad_flags_exit_with_the_choices(argv, needles, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err
+
+
+@pytest.mark.parametrize("samples", ["1", "3", "17", "1001"])
+def test_any_samples_value_works(samples, tmp_path, capsys):
+    argv = ["--loss", "wasserstein-gp", "--dataset", "wide_ring", "--seeds", "0"]
+    assert main([*argv, "--samples", samples, "--out", str(tmp_path), *TINY]) == 0
+    assert "| wgan_gp | wide_ring | 1 |" in capsys.readouterr().out
