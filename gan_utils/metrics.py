@@ -1,0 +1,270 @@
+r"""Image-GAN metrics on the lesson-03 digit classifier (lessons 03-07).
+
+Definitions (DESIGN.md, Metrics), for N samples in total:
+
+* **Inception Score** over ``splits`` equal parts of the N samples:
+  :math:`IS = \exp\big(\mathbb{E}_x\, KL(p(y \mid x) \,\|\, p(y))\big)` with
+  :math:`p(y)` the mean of :math:`p(y \mid x)` over the part; reported as mean and
+  standard deviation (ddof = 1) over the parts. It lies in [1, C] for C classes.
+* **FID** between two sets of features with means :math:`\mu_1, \mu_2` and covariances
+  :math:`\Sigma_1, \Sigma_2` (ddof = 1):
+  :math:`\|\mu_1 - \mu_2\|^2 + \mathrm{Tr}(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1 \Sigma_2)^{1/2})`,
+  in float64, with :math:`\mathrm{Tr}(\Sigma_1 \Sigma_2)^{1/2} = \sum_i \sqrt{\max(\mathrm{Re}\,
+  \lambda_i, 0)}` over the eigenvalues :math:`\lambda_i` of :math:`\Sigma_1 \Sigma_2` (real and
+  non-negative in exact arithmetic, since :math:`\Sigma_1 \Sigma_2` is similar to
+  :math:`\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}`).
+* **Classes covered**: classes whose share of the argmax-predicted labels is at least
+  ``min_share`` (default 2 %, a fifth of the uniform share of 10 classes).
+* **KL to uniform**: :math:`KL(h \,\|\, u) = \sum_c h_c \log(C h_c)` of the histogram
+  :math:`h` of argmax-predicted labels (natural log, :math:`0 \log 0 = 0`); 0 when
+  balanced, :math:`\log C` when every sample falls in one class.
+
+Both IS and FID depend on N (FID is biased upwards at small N): always report N and
+compare models only at equal N.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import xlogy
+from torch import Tensor, nn
+
+from .classifier import DigitClassifier, check_images
+
+
+def _as_float64(values: Any, name: str) -> np.ndarray:
+    if isinstance(values, Tensor):
+        values = values.detach().cpu().double().numpy()
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{name} must be an array of numbers, got {type(values).__name__}"
+        ) from error
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got NaN or inf values")
+    return array
+
+
+def _check_probs(probs: Any, name: str = "probs") -> np.ndarray:
+    p = _as_float64(probs, name)
+    if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 2:
+        raise ValueError(f"{name} must have shape (N, C) with N >= 1 and C >= 2, got {p.shape}")
+    if p.min() < 0 or not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError(
+            f"{name} must hold probabilities: non-negative rows summing to 1 "
+            "(apply softmax to logits first)"
+        )
+    return p
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:
+    r"""Inception Score of class probabilities ``probs`` (N, C), mean and std over splits.
+
+    The N rows are cut in order into ``splits`` equal parts; in each part
+    :math:`IS = \exp(\frac{1}{n} \sum_x \sum_y p(y|x) [\log p(y|x) - \log p(y)])` with
+    :math:`p(y)` the part's mean of :math:`p(y|x)`. Computed in float64.
+
+    Args:
+        probs: (N, C) tensor or array of probabilities (rows sum to 1), N a multiple
+            of ``splits``.
+        splits: number of equal parts (10 by convention).
+
+    Returns:
+        (mean, std) over the parts, std with ddof = 1 (NaN when ``splits`` is 1).
+    """
+    p = _check_probs(probs)
+    splits = _check_positive_int("splits", splits)
+    n = p.shape[0]
+    if n % splits != 0:
+        raise ValueError(
+            f"splits must divide the number of samples into equal parts: N = {n} is not a "
+            f"multiple of splits = {splits} (use N = {max(splits, n - n % splits)})"
+        )
+    parts = p.reshape(splits, n // splits, p.shape[1])  # (splits, n / splits, C)
+    marginal = parts.mean(axis=1, keepdims=True)  # p(y) per part, (splits, 1, C)
+    # KL(p(y|x) || p(y)) per sample, with 0 log 0 = 0
+    kl = (xlogy(parts, parts) - xlogy(parts, np.broadcast_to(marginal, parts.shape))).sum(axis=2)
+    scores = np.exp(kl.mean(axis=1))  # (splits,)
+    std = float(scores.std(ddof=1)) if splits > 1 else math.nan
+    return float(scores.mean()), std
+
+
+@dataclass(frozen=True)
+class FeatureStatistics:
+    """Mean (d,) and covariance (d, d, ddof = 1) of N feature vectors, float64."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    n: int
+
+
+def feature_statistics(features: Any) -> FeatureStatistics:
+    """Mean and covariance (ddof = 1) of ``features`` (N, d), N >= 2, in float64."""
+    f = _as_float64(features, "features")
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, d) with N >= 2, got {f.shape}")
+    return FeatureStatistics(
+        f.mean(axis=0), np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1]), f.shape[0]
+    )
+
+
+def fid_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any) -> float:
+    r"""Fréchet distance between N(mu1, cov1) and N(mu2, cov2), in float64.
+
+    :math:`\|\mu_1 - \mu_2\|^2 + \mathrm{Tr}\,\Sigma_1 + \mathrm{Tr}\,\Sigma_2
+    - 2 \sum_i \sqrt{\max(\mathrm{Re}\,\lambda_i(\Sigma_1 \Sigma_2), 0)}`.
+    Negative round-off eigenvalues are clipped to 0; a result slightly below 0 (round-off
+    when the two are equal) is returned as is.
+    """
+    mu1, mu2 = _as_float64(mu1, "mu1"), _as_float64(mu2, "mu2")
+    cov1, cov2 = _as_float64(cov1, "cov1"), _as_float64(cov2, "cov2")
+    if mu1.ndim != 1 or mu1.shape != mu2.shape:
+        raise ValueError(
+            f"mu1 and mu2 must be vectors of the same length d, got {mu1.shape} and {mu2.shape}"
+        )
+    d = mu1.shape[0]
+    for name, cov in (("cov1", cov1), ("cov2", cov2)):
+        if cov.shape != (d, d):
+            raise ValueError(f"{name} must have shape (d, d) = {(d, d)}, got {cov.shape}")
+    eigenvalues = np.linalg.eigvals(cov1 @ cov2)
+    trace_sqrt = np.sqrt(np.maximum(eigenvalues.real, 0.0)).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
+
+
+def fid(features_a: Any, features_b: Any) -> float:
+    """FID between two sets of feature vectors (N_a, d) and (N_b, d) (see module docstring)."""
+    a, b = feature_statistics(features_a), feature_statistics(features_b)
+    if a.mean.shape != b.mean.shape:
+        raise ValueError(
+            f"features_a and features_b must have the same feature size, got "
+            f"{a.mean.shape[0]} and {b.mean.shape[0]}"
+        )
+    return fid_from_stats(a.mean, a.cov, b.mean, b.cov)
+
+
+def class_histogram(probs: Any, num_classes: int | None = None) -> np.ndarray:
+    """Counts (C,) of the argmax-predicted class of each row of ``probs`` (N, C)."""
+    p = _check_probs(probs)
+    num_classes = (
+        p.shape[1] if num_classes is None else _check_positive_int("num_classes", num_classes)
+    )
+    return np.bincount(p.argmax(axis=1), minlength=num_classes)
+
+
+def classes_covered(probs: Any, min_share: float = 0.02) -> int:
+    """Number of classes that receive at least ``min_share`` of the argmax predictions."""
+    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
+        raise ValueError(f"min_share must be a number in (0, 1], got {min_share!r}")
+    counts = class_histogram(probs)
+    return int((counts / counts.sum() >= min_share).sum())
+
+
+def class_kl_to_uniform(probs: Any) -> float:
+    """KL(h || uniform) of the argmax histogram h of ``probs`` (N, C), natural log."""
+    counts = class_histogram(probs)
+    share = counts / counts.sum()
+    return float(xlogy(share, share * len(share)).sum())
+
+
+# --- with the classifier -----------------------------------------------------------------
+
+
+def classifier_statistics(images: Tensor, classifier: DigitClassifier) -> FeatureStatistics:
+    """Feature statistics of ``images`` (N, 1, 28, 28) in [-1, 1] on the FID layer."""
+    return feature_statistics(classifier.features(check_images(images)))
+
+
+def evaluate_samples(
+    images: Tensor,
+    classifier: DigitClassifier,
+    reference: FeatureStatistics | None = None,
+    splits: int = 10,
+    min_share: float = 0.02,
+) -> dict[str, float | int]:
+    """Score a set of images with the classifier.
+
+    Args:
+        images: (N, 1, 28, 28) or (N, 784) in [-1, 1], N a multiple of ``splits``.
+        classifier: the lesson-03 ``DigitClassifier``.
+        reference: feature statistics of real images (``classifier_statistics``); adds FID.
+        splits: Inception Score splits.
+        min_share: share of samples a class needs to count as covered.
+
+    Returns:
+        dict(n, is_mean, is_std, classes_covered, kl_to_uniform[, fid]).
+    """
+    images = check_images(images)
+    logits = classifier.logits(images)
+    probs = logits.double().softmax(dim=1)
+    is_mean, is_std = inception_score(probs, splits)
+    result: dict[str, float | int] = {
+        "n": int(images.shape[0]),
+        "is_mean": is_mean,
+        "is_std": is_std,
+        "classes_covered": classes_covered(probs, min_share),
+        "kl_to_uniform": class_kl_to_uniform(probs),
+    }
+    if reference is not None:
+        stats = classifier_statistics(images, classifier)
+        result["fid"] = fid_from_stats(stats.mean, stats.cov, reference.mean, reference.cov)
+    return result
+
+
+@torch.no_grad()
+def generate_images(
+    generator: nn.Module,
+    num_samples: int,
+    latent_dim: int,
+    latent_prior: str = "normal",
+    batch_size: int = 500,
+) -> Tensor:
+    """``num_samples`` images (N, 1, 28, 28) from ``generator`` in evaluation mode.
+
+    Latents come from ``gan_utils.train.sample_latent`` (torch's global RNG: seed first
+    for reproducible samples); flat (N, 784) outputs are reshaped.
+    """
+    from .train import sample_latent
+
+    num_samples = _check_positive_int("num_samples", num_samples)
+    latent_dim = _check_positive_int("latent_dim", latent_dim)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    parameter = next(generator.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = generator.training
+    generator.eval()
+    try:
+        chunks = []
+        for start in range(0, num_samples, batch_size):
+            count = min(batch_size, num_samples - start)
+            chunks.append(generator(sample_latent(count, latent_dim, latent_prior, device)))
+    finally:
+        generator.train(was_training)
+    return check_images(torch.cat(chunks), name="generator output")
+
+
+def evaluate_generator(
+    generator: nn.Module,
+    classifier: DigitClassifier,
+    num_samples: int,
+    latent_dim: int,
+    latent_prior: str = "normal",
+    reference: FeatureStatistics | None = None,
+    splits: int = 10,
+    min_share: float = 0.02,
+) -> dict[str, float | int]:
+    """``evaluate_samples`` on ``num_samples`` fresh images of ``generator``."""
+    images = generate_images(generator, num_samples, latent_dim, latent_prior)
+    return evaluate_samples(images, classifier, reference, splits, min_share)
