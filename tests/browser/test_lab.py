@@ -55,3 +55,58 @@ def test_lesson01_figures_render(page, jupyter_server, screenshot_dir):
     page.screenshot(path=str(screenshot_dir / "lesson01_figures.png"))
     assert count >= 5, f"lesson 01 shows only {count} figures"
     assert all(width > 50 and nat[0] > 50 and nat[1] > 50 for width, nat in sizes), sizes
+
+
+def _image_source(page) -> str:
+    image = page.locator("img.widget-image").first
+    return image.get_attribute("src") or ""
+
+
+def test_lesson02_explorer_trains_when_clicked(page, jupyter_server, screenshot_dir):
+    open_notebook(page, jupyter_server, "02_toy_mode_collapse")
+    # the parameters and the set-up cell, then the explorer (its cell builds it from scratch)
+    code_cells = page.locator(".jp-CodeCell")
+    run_cell(page, code_cells.nth(0))
+    run_cell(page, code_cells.nth(1))
+    explorer_cell = code_cell(page, "toy_explorer(")
+    run_cell(page, explorer_cell)
+    explorer = explorer_cell.locator(".jp-OutputArea-output")
+    explorer.locator(".widget-button").filter(has_text="Train").wait_for(timeout=60_000)
+    page.screenshot(path=str(screenshot_dir / "lesson02_explorer_before.png"))
+    metrics = explorer.locator(".widget-html").last
+    metrics_before = metrics.inner_text()
+    image_before = _image_source(page)
+
+    explorer.locator(".widget-dropdown").filter(has_text="variant").locator("select").select_option(
+        "non_saturating"
+    )
+    # the variant's own n_critic (1) replaces wgan_gp's (5): the page reflects the kernel
+    n_critic = (
+        explorer.locator(".widget-slider").filter(has_text="n_critic").locator(".widget-readout")
+    )
+    page.wait_for_function(
+        "el => el.innerText.trim() === '1'", arg=n_critic.element_handle(), timeout=30_000
+    )
+    steps = explorer.locator(".widget-slider").filter(has_text="steps").locator(".widget-readout")
+    steps.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("300")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "el => el.innerText.trim() === '300'", arg=steps.element_handle(), timeout=30_000
+    )
+
+    explorer.locator(".widget-button").filter(has_text="Train").click()
+    page.wait_for_function(
+        "el => /finished at step 300/.test(el.innerText)",
+        arg=metrics.element_handle(),
+        timeout=240_000,
+    )
+    page.screenshot(path=str(screenshot_dir / "lesson02_explorer_after.png"))
+    metrics_after = metrics.inner_text()
+    image_after = _image_source(page)
+    assert metrics_after != metrics_before
+    assert "non_saturating on grid" in metrics_after and "modes covered" in metrics_after
+    assert image_after and image_after != image_before
+    box = page.locator("img.widget-image").first.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100
