@@ -29,8 +29,12 @@ The eigenpairs :math:`(\theta_i, s_i)` of the small :math:`T_m` (``scipy.linalg.
 eigh_tridiagonal``) give the *Ritz pairs* :math:`(\theta_i, y_i = Q_m s_i)`, which approach
 the extreme eigenpairs of :math:`A` after few iterations (the top ones first when they
 stand apart). Their residual is known without another product:
-:math:`\lVert A y_i - \theta_i y_i \rVert = \beta_m |s_{m,i}|`; we stop when it is below
-``tol`` times the largest :math:`|\theta|` for every wanted pair.
+:math:`\lVert A y_i - \theta_i y_i \rVert = \beta_m |s_{m,i}|`, and some eigenvalue of
+:math:`A` lies within it of :math:`\theta_i`; we stop when it is below ``tol``
+:math:`\cdot |\theta_i|` for every wanted pair. (A Ritz value can settle while an
+eigenvalue that the Krylov space has not reached yet is missed; a smaller ``tol`` keeps
+iterating longer and guards against it, as in ARPACK.) The Lanczos vectors are kept in
+float64 whatever the operator's dtype.
 
 *Reorthogonalisation.* In floating point the three-term recurrence loses the
 orthogonality of :math:`Q_m` as soon as a Ritz value converges (Paige 1971): the converged
@@ -73,6 +77,7 @@ from .checkpoints import rng_state, set_rng_state
 from .losses import get_loss
 from .train import Callback, TrainState, every, sample_latent
 
+WORK_DTYPE = torch.float64  # precision of the Lanczos vectors and their inner products
 WHICH = ("LA", "LM", "SA")  # largest algebraic, largest magnitude, smallest algebraic
 PLAYERS = ("generator", "critic")
 
@@ -220,8 +225,8 @@ class LanczosResult:
             ``eigenvalues[i]`` (unit norm, sign arbitrary).
         residuals: shape (k,), the bound :math:`\\beta_m |s_{m,i}| = \\lVert A y_i - \\theta_i
             y_i \\rVert` (exact in exact arithmetic).
-        converged: every wanted residual reached ``tol`` times the largest Ritz value in
-            magnitude (or the Krylov space filled all n dimensions).
+        converged: every wanted residual reached ``tol`` times its Ritz value's magnitude
+            (or the Krylov space filled all n dimensions).
         num_iterations: m, the size of the tridiagonal matrix.
         num_products: matrix-vector (Hessian-vector) products taken: m.
         ritz_values: one array per iteration j = 1..m: every Ritz value of T_j, increasing.
@@ -341,7 +346,9 @@ def lanczos(
         max_iterations: the most Lanczos steps (= products); default
             ``default_max_iterations(k, n)``.
         tol: stop when every wanted Ritz pair has residual
-            :math:`\beta_m |s_{m,i}| \le` ``tol`` :math:`\cdot \max_i |\theta_i|`; 0 runs all
+            :math:`\beta_m |s_{m,i}| \le` ``tol`` :math:`\cdot |\theta_i|` (an eigenvalue lies
+            that close to :math:`\theta_i`; :math:`|\theta_i|` is floored at
+            :math:`\sqrt{\epsilon_{dtype}} \max_j |\theta_j|`); 0 runs all
             ``max_iterations`` steps (to watch the Ritz values, or the ghosts).
         reorthogonalize: full reorthogonalisation (True) or the plain three-term
             recurrence (False, which loses orthogonality and shows ghost eigenvalues).
@@ -373,20 +380,23 @@ def lanczos(
     t0 = time.perf_counter()
     generator = torch.Generator(device="cpu").manual_seed(int(seed))
     if start_vector is None:
-        v = torch.randn(n, generator=generator, dtype=torch.float64).to(device=device, dtype=dtype)
+        v = torch.randn(n, generator=generator, dtype=WORK_DTYPE).to(device)
     else:
-        v = torch.as_tensor(start_vector).to(device=device, dtype=dtype).reshape(-1)
+        v = torch.as_tensor(start_vector).to(device=device, dtype=WORK_DTYPE).reshape(-1)
         if v.numel() != n:
             raise ValueError(f"start_vector must have {n} entries, got {v.numel()}")
     norm = float(torch.linalg.vector_norm(v))
     if not norm > 0 or not math.isfinite(norm):
         raise ValueError("start_vector must be finite and nonzero")
-    basis = torch.empty((max_iterations, n), dtype=dtype, device=device)  # rows q_1..q_m
+    # rows q_1..q_m, kept in float64 whatever the operator's dtype: inner products over
+    # 10^5-10^6 entries in float32 would cost digits that the products themselves have.
+    basis = torch.empty((max_iterations, n), dtype=WORK_DTYPE, device=device)
     basis[0] = v / norm
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples q_{j+1} and q_{j+2}; 0 after a restart
     ritz_values: list[np.ndarray] = []
-    breakdown_tol = 100 * torch.finfo(dtype).eps
+    breakdown_tol = 100 * torch.finfo(dtype).eps  # beta below this times ||A||: breakdown
+    floor = math.sqrt(torch.finfo(dtype).eps)  # |theta| floor, relative to ||A||, for tol
     scale = 0.0  # running estimate of ||A||
     block_start = 0  # first index of the current Krylov block (after the last restart)
     converged = False
@@ -395,7 +405,7 @@ def lanczos(
     m = 0
     for j in range(max_iterations):
         q = basis[j]
-        w = matvec(q)
+        w = matvec(q.to(dtype)).to(WORK_DTYPE)
         alpha = float(torch.dot(w, q))
         w = w - alpha * q
         if j > 0:
@@ -415,8 +425,8 @@ def lanczos(
             breakdowns += 1
             if not reorthogonalize or j + 1 >= max_iterations:
                 break  # invariant subspace; the plain recurrence cannot continue
-            restart = torch.randn(n, generator=generator, dtype=torch.float64)
-            restart = _orthogonalize(restart.to(device=device, dtype=dtype), basis[: j + 1])
+            restart = torch.randn(n, generator=generator, dtype=WORK_DTYPE).to(device)
+            restart = _orthogonalize(restart, basis[: j + 1])
             restart_norm = float(torch.linalg.vector_norm(restart))
             if not restart_norm > 0:
                 break
@@ -426,6 +436,7 @@ def lanczos(
             continue
         wanted = _select(theta, k, which)
         residuals = beta * np.abs(s[-1, wanted])
+        targets = tol * np.maximum(np.abs(theta[wanted]), floor * scale)
         block_size = m - block_start
         # After a restart, let the new block grow to k steps before trusting convergence,
         # so that further copies of a repeated eigenvalue can appear.
@@ -433,7 +444,7 @@ def lanczos(
             tol > 0
             and m >= k
             and (block_start == 0 or block_size >= k)
-            and np.all(residuals <= tol * max(np.abs(theta).max(), np.finfo(float).tiny))
+            and np.all(residuals <= targets)
         ):
             converged = True
             break
@@ -448,9 +459,9 @@ def lanczos(
     last_beta = 0.0 if converged and m == n else float(beta)
     residuals = last_beta * np.abs(s[-1, wanted])
     q_m = basis[:m]
-    s_wanted = torch.as_tensor(s[:, wanted], dtype=dtype, device=device)
-    eigenvectors = q_m.T @ s_wanted  # (n, k): Ritz vectors y_i = Q_m s_i
-    gram = (q_m @ q_m.T).double().cpu()
+    s_wanted = torch.as_tensor(s[:, wanted], dtype=WORK_DTYPE, device=device)
+    eigenvectors = (q_m.T @ s_wanted).to(dtype)  # (n, k): Ritz vectors y_i = Q_m s_i
+    gram = (q_m @ q_m.T).cpu()
     orthogonality_error = float((gram - torch.eye(m, dtype=torch.float64)).abs().max())
     if m < max_iterations and not converged:
         warnings.warn(
@@ -460,8 +471,9 @@ def lanczos(
         )
     elif tol > 0 and not converged:
         warnings.warn(
-            f"Lanczos did not reach tol={tol} in {m} iterations (largest relative residual "
-            f"{residuals.max() / max(np.abs(theta).max(), 1e-300):.1e}); raise max_iterations",
+            f"Lanczos did not reach tol={tol} in {m} iterations (largest residual / |theta|: "
+            f"{np.max(residuals / np.maximum(np.abs(theta[wanted]), 1e-300)):.1e}); raise "
+            "max_iterations",
             stacklevel=2,
         )
     return LanczosResult(
@@ -500,7 +512,10 @@ def top_eigenpairs(
 @contextlib.contextmanager
 def preserved_buffers(*modules: nn.Module) -> Iterator[None]:
     """Restore every buffer of ``modules`` on exit (BatchNorm running statistics, spectral
-    norm's power-iteration vectors), so a forward pass in train mode leaves no trace."""
+    norm's power-iteration vectors), so a forward pass in train mode leaves no trace.
+
+    Take every Hessian-vector product *inside* the block: BatchNorm's graph holds its
+    running statistics, and restoring them in place invalidates that graph."""
     saved = [(b, b.detach().clone()) for module in modules for b in module.buffers()]
     try:
         yield

@@ -180,10 +180,14 @@ class NuGANHook:
         self._along: list[float] = []
         self._critic_hook = None
         self._critic_optimizer = None
+        self._state: TrainState | None = None
 
     # -- the hook ------------------------------------------------------------------------------
     def __call__(self, state: TrainState) -> None:
         config = self.config
+        if state is not self._state:  # a new run (or a resumed one): no previous update
+            self._state, self._previous_params, self._tracking_basis = state, None, None
+            self.last_refresh = None
         g_params = _trainable(state.generator)
         if config.hessian_of == "generator":
             self._track_update(g_params)
@@ -246,16 +250,17 @@ class NuGANHook:
             else:
                 loss = generator_loss(state.generator, state.critic, latent, state.config.loss)
             operator = HessianOperator(loss, params)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # non-convergence is recorded, not fatal
-            result = lanczos(
-                operator,
-                k=config.k,
-                which=config.which,
-                max_iterations=config.max_iterations,
-                tol=config.tol,
-                seed=config.seed,
-            )
+            # The buffers are restored only after the last product: the graph holds them.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # non-convergence is recorded, not fatal
+                result = lanczos(
+                    operator,
+                    k=config.k,
+                    which=config.which,
+                    max_iterations=config.max_iterations,
+                    tol=config.tol,
+                    seed=config.seed,
+                )
         operator.release()
         values = result.eigenvalues
         sharp = (values if config.which == "LA" else np.abs(values)) > config.threshold

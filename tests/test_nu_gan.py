@@ -226,3 +226,16 @@ def test_invalid_settings_name_the_field(changes, name):
 def test_critic_hessian_needs_data():
     with pytest.raises(ValueError, match="data"):
         NuGANHook(NuGANConfig(mode="layer", hessian_of="critic"))
+
+
+def test_batch_norm_generator_keeps_its_running_statistics():
+    torch.manual_seed(0)
+    generator = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    critic = mlp_critic(2, width=6, depth=1)
+    hook = NuGANHook(NuGANConfig(every_steps=2, k=2, mode="project", threshold=-np.inf))
+    state = make_state(generator, critic)
+    generator_backward(generator, critic)
+    running = generator[1].running_mean.clone()
+    hook(state)  # would fail if the buffers were restored before the last product
+    assert torch.equal(running, generator[1].running_mean)
+    assert hook.basis is not None and hook.basis.shape[1] == 2
