@@ -1,0 +1,467 @@
+r"""Watching an image GAN train, and keeping the generators it made (lesson 04; lessons 05-07).
+
+**The per-epoch evaluation hook.** ``EpochEvaluator`` is a training-loop callback
+(``gan_utils.train.every(steps_per_epoch, evaluator)``). Every ``steps_per_epoch``
+generator steps it draws ``num_samples`` (N) fresh latents, generates N images in
+evaluation mode, classifies them with the lesson-03 digit classifier and logs into the
+training history, at that step:
+
+* ``epoch``, ``eval_samples`` (= N, the same every epoch),
+* ``is_mean``, ``is_std``: Inception Score over 10 equal splits of the N samples,
+* ``classes_covered``: digits receiving at least 2 % of the argmax predictions,
+* ``kl_to_uniform``: KL(h || uniform) of the histogram h of predicted digits (0 when
+  balanced, log 10 = 2.30 when every sample is one digit),
+* ``fid`` when real feature statistics are given (FID on the classifier's feature layer),
+
+(definitions in ``gan_utils.metrics``); it keeps the class histogram and a grid of
+images from one fixed latent batch ``fixed_z`` per epoch (the frames of the GIF).
+
+The hook leaves training unchanged: it draws its latents from its own
+``torch.Generator``, seeded once from ``seed``, never from torch's global RNG, and it
+generates in evaluation mode under ``no_grad`` (batch norm's running statistics are read,
+not updated), restoring the generator's mode afterwards. A run with and without the hook
+gives the same weights bit for bit (tested).
+
+**Trained generators for later lessons.** ``save_generator`` writes the generator's
+weights *and* how to rebuild it (builder ``"module:function"`` + keyword arguments, the
+``TrainConfig`` as a dict) to ``gan_utils.checkpoints.model_checkpoint_path(lesson,
+model, loss, latent_dim, seed)``; ``load_generator`` rebuilds it from there.
+
+**Image diagnostics** for the colour experiment: ``saturated_share`` (pixels pinned at
+the ends of [-1, 1]) and ``mean_pairwise_distance`` (diversity of a sample set).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checkpoints import load_checkpoint, model_checkpoint_path, save_checkpoint
+from .history import History
+from .metrics import (
+    FeatureStatistics,
+    class_histogram,
+    class_kl_to_uniform,
+    classes_covered,
+    fid_from_stats,
+    inception_score,
+)
+from .train import LATENT_PRIORS, TrainConfig, TrainState
+
+EVAL_SAMPLES = 1000  # N: generated images scored per evaluation in lesson 04 (10 splits of 100)
+IS_SPLITS = 10  # Inception Score splits
+MIN_SHARE = 0.02  # a digit is covered when >= 2 % of the samples are classified as it
+GRID_SIZE = 64  # images in the fixed-noise grid (8 x 8)
+CHECKPOINT_FORMAT = 1  # of save_generator's payload
+EVAL_KEYS = ("epoch", "eval_samples", "is_mean", "is_std", "classes_covered", "kl_to_uniform")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def sample_latent_with(
+    generator: torch.Generator, batch_size: int, latent_dim: int, prior: str = "normal"
+) -> Tensor:
+    """z ~ N(0, I) or U[-1, 1]^d, shape (batch_size, latent_dim), on the CPU, from ``generator``.
+
+    Unlike ``gan_utils.train.sample_latent`` this never touches torch's global RNG.
+    """
+    if prior == "normal":
+        return torch.randn(batch_size, latent_dim, generator=generator)
+    if prior == "uniform":
+        return torch.rand(batch_size, latent_dim, generator=generator) * 2.0 - 1.0
+    raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {prior!r}")
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: Tensor, batch_size: int = 500) -> Tensor:
+    """G(z) in evaluation mode, in batches, on the CPU; the generator's mode is restored.
+
+    Args:
+        generator: maps (B, latent_dim) to images.
+        z: latents (N, latent_dim) on any device (moved to the generator's).
+        batch_size: latents per forward pass.
+
+    Returns:
+        A float tensor (N, ...) on the CPU.
+    """
+    parameter = next(generator.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = generator.training
+    generator.eval()
+    try:
+        chunks = [
+            generator(z[i : i + batch_size].to(device)).float().cpu()
+            for i in range(0, z.shape[0], batch_size)
+        ]
+    finally:
+        generator.train(was_training)
+    return torch.cat(chunks)
+
+
+def score_images(
+    images: Tensor,
+    classifier: nn.Module,
+    reference: FeatureStatistics | None = None,
+    splits: int = IS_SPLITS,
+    min_share: float = MIN_SHARE,
+) -> tuple[dict[str, float | int], np.ndarray]:
+    """IS, classes covered, KL to uniform (and FID against ``reference``) of digit images.
+
+    One classifier pass (float64 softmax of its logits) feeds all metrics of
+    ``gan_utils.metrics``.
+
+    Args:
+        images: (N, 1, 28, 28) in [-1, 1], N a multiple of ``splits``.
+        classifier: the lesson-03 ``DigitClassifier`` (``logits`` and ``features``).
+        reference: feature statistics of real digits; adds ``fid``.
+
+    Returns:
+        (metrics dict with eval_samples, is_mean, is_std, classes_covered, kl_to_uniform
+        [, fid]; class counts (10,) of the argmax predictions).
+    """
+    probs = classifier.logits(images).double().softmax(dim=1)  # (N, 10)
+    is_mean, is_std = inception_score(probs, splits)
+    metrics: dict[str, float | int] = {
+        "eval_samples": int(images.shape[0]),
+        "is_mean": is_mean,
+        "is_std": is_std,
+        "classes_covered": classes_covered(probs, min_share),
+        "kl_to_uniform": class_kl_to_uniform(probs),
+    }
+    if reference is not None:
+        features = classifier.features(images).double().cpu().numpy()
+        mean, cov = features.mean(axis=0), np.cov(features, rowvar=False, ddof=1)
+        metrics["fid"] = fid_from_stats(mean, cov, reference.mean, reference.cov)
+    return metrics, class_histogram(probs)
+
+
+@dataclass
+class EpochRecord:
+    """What the hook saw at one evaluation."""
+
+    step: int
+    epoch: int
+    metrics: dict[str, float | int]
+    class_counts: np.ndarray  # (10,) argmax predictions of the N samples
+    grid: Tensor  # (GRID, C, H, W) images of fixed_z, on the CPU
+
+
+class EpochEvaluator:
+    """Training callback scoring the generator every ``steps_per_epoch`` steps (module doc).
+
+    Use it as ``train(..., callbacks=[evaluator])``: its ``every`` attribute is
+    ``steps_per_epoch``, so ``gan_utils.train`` calls it at steps k * steps_per_epoch.
+
+    Args:
+        classifier: the lesson-03 ``DigitClassifier`` (any model with ``logits(images)``
+            and ``features(images)`` will do).
+        latent_dim: size of the generator's z.
+        steps_per_epoch: generator steps between evaluations (one pass over the data).
+        num_samples: N, images scored per evaluation (a multiple of ``splits``).
+        seed: seeds the hook's own ``torch.Generator`` (fixed_z first, then the latents
+            of each evaluation).
+        latent_prior: "normal" (z ~ N(0, I)) or "uniform".
+        grid_size: images generated from ``fixed_z`` per evaluation.
+        reference: feature statistics of real digits; adds FID to the logged metrics.
+        transform: applied to generated images before scoring (e.g. to map another
+            range to [-1, 1]); default none.
+        splits, min_share: Inception Score splits and the coverage threshold.
+    """
+
+    def __init__(
+        self,
+        classifier: nn.Module,
+        latent_dim: int,
+        steps_per_epoch: int,
+        num_samples: int = EVAL_SAMPLES,
+        seed: int = 0,
+        latent_prior: str = "normal",
+        grid_size: int = GRID_SIZE,
+        reference: FeatureStatistics | None = None,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        splits: int = IS_SPLITS,
+        min_share: float = MIN_SHARE,
+    ):
+        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.every = _positive_int("steps_per_epoch", steps_per_epoch)
+        self.num_samples = _positive_int("num_samples", num_samples)
+        self.splits = _positive_int("splits", splits)
+        if self.num_samples % self.splits:
+            raise ValueError(
+                f"num_samples must be a multiple of splits={self.splits}, got {num_samples!r}"
+            )
+        self.grid_size = _positive_int("grid_size", grid_size)
+        seed = _positive_int("seed", seed, minimum=0)
+        if latent_prior not in LATENT_PRIORS:
+            raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {latent_prior!r}")
+        self.latent_prior = latent_prior
+        self.classifier = classifier
+        self.reference = reference
+        self.transform = transform
+        self.min_share = min_share
+        self.rng = torch.Generator().manual_seed(seed)  # the hook's own stream
+        self.fixed_z = sample_latent_with(self.rng, self.grid_size, self.latent_dim, latent_prior)
+        self.records: list[EpochRecord] = []
+
+    def evaluate(self, generator: nn.Module, step: int) -> EpochRecord:
+        """Score ``generator`` now (N fresh latents) and keep the fixed-noise grid."""
+        z = sample_latent_with(self.rng, self.num_samples, self.latent_dim, self.latent_prior)
+        images = generate(generator, z)
+        grid = generate(generator, self.fixed_z)
+        if self.transform is not None:
+            images, grid = self.transform(images), self.transform(grid)
+        metrics, counts = score_images(
+            images, self.classifier, self.reference, self.splits, self.min_share
+        )
+        record = EpochRecord(int(step), int(step) // self.every, metrics, counts, grid)
+        self.records.append(record)
+        return record
+
+    def __call__(self, state: TrainState) -> None:
+        record = self.evaluate(state.generator, state.step)
+        state.history.log(state.step, epoch=record.epoch, **record.metrics)
+
+    # ---- views for the notebook ----------------------------------------------------
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a logged metric, e.g. ``"is_mean"``."""
+        if not self.records:
+            raise ValueError("no evaluations yet: train with this callback first")
+        if key not in self.records[0].metrics:
+            raise ValueError(f"key must be one of {sorted(self.records[0].metrics)}, got {key!r}")
+        epochs = np.array([r.epoch for r in self.records])
+        return epochs, np.array([float(r.metrics[key]) for r in self.records])
+
+    def final(self) -> dict[str, float | int]:
+        """The metrics of the last evaluation, with its epoch and step."""
+        if not self.records:
+            raise ValueError("no evaluations yet: train with this callback first")
+        last = self.records[-1]
+        return {"epoch": last.epoch, "step": last.step, **last.metrics}
+
+
+def image_grid(images: Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """Tile images (B, C, H, W) in [-1, 1] into one array (rows, cols[, 3]) in [0, 1]."""
+    from torchvision.utils import make_grid
+
+    if images.dim() != 4:
+        raise ValueError(f"images must have shape (B, C, H, W), got {tuple(images.shape)}")
+    grid = make_grid((images.detach().cpu().float() + 1) / 2, nrow=nrow, padding=padding)
+    grid = grid.clamp(0, 1).permute(1, 2, 0).numpy()  # (rows, cols, 3)
+    return grid[..., 0] if images.shape[1] == 1 else grid
+
+
+@torch.no_grad()
+def latent_walk(
+    generator: nn.Module,
+    latent_dim: int,
+    values: Tensor | np.ndarray,
+    axis: int = 0,
+    base: Tensor | None = None,
+) -> Tensor:
+    """Images along one latent axis: z = base + t e_axis for each t in ``values``.
+
+    For a generator with latent_dim = 1 this shows everything it can produce.
+
+    Returns:
+        (len(values), C, H, W) on the CPU.
+    """
+    latent_dim = _positive_int("latent_dim", latent_dim)
+    if not 0 <= axis < latent_dim:
+        raise ValueError(f"axis must lie in [0, {latent_dim - 1}], got {axis!r}")
+    t = torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1)
+    z = (
+        torch.zeros(t.shape[0], latent_dim)
+        if base is None
+        else base.reshape(1, -1).repeat(t.shape[0], 1)
+    )
+    z[:, axis] = t
+    return generate(generator, z)
+
+
+# ---- image diagnostics (colour experiment) -------------------------------------------------
+def saturated_share(images: Tensor, threshold: float = 0.98) -> float:
+    """Share of pixel values with |x| >= ``threshold`` (images in [-1, 1]): pinned pixels."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must lie in (0, 1], got {threshold!r}")
+    return float((images.detach().abs() >= threshold).double().mean())
+
+
+def mean_pairwise_distance(images: Tensor) -> float:
+    """Mean Euclidean distance between the flattened images of all distinct pairs (B >= 2).
+
+    A generator that repeats one output scores near 0; compare with the real images' value.
+    """
+    flat = images.detach().reshape(images.shape[0], -1).double()  # (B, D)
+    if flat.shape[0] < 2:
+        raise ValueError(f"images must hold at least 2 images, got {flat.shape[0]}")
+    distances = torch.pdist(flat)  # (B (B - 1) / 2,)
+    return float(distances.mean())
+
+
+# ---- trained generators for later lessons --------------------------------------------------
+def _builder_string(builder: str | Callable) -> str:
+    name = builder if isinstance(builder, str) else f"{builder.__module__}:{builder.__qualname__}"
+    if not isinstance(name, str) or ":" not in name or not name.startswith("gan_utils."):
+        raise ValueError(
+            "builder must be a function of the gan_utils package or its 'module:function' "
+            f"name (e.g. 'gan_utils.image_models:dcgan_generator'), got {builder!r}"
+        )
+    return name
+
+
+def resolve_builder(name: str) -> Callable[..., nn.Module]:
+    """The function named ``"gan_utils.<module>:<function>"``."""
+    module_name, _, function_name = _builder_string(name).partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"builder {name!r} does not exist in this gan_utils") from error
+
+
+def save_generator(
+    generator: nn.Module,
+    lesson: str,
+    model: str,
+    loss: str,
+    config: TrainConfig,
+    builder: str | Callable,
+    builder_kwargs: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    history: History | None = None,
+) -> Path:
+    """Save a trained generator with what rebuilds it, at one path per run.
+
+    The path is ``model_checkpoint_path(lesson, model, loss, config.latent_dim,
+    config.seed)``. ``loss`` names the variant (e.g. "wasserstein_clip" and "wgan_gp" both
+    train with ``config.loss = "wasserstein"``), so it may differ from ``config.loss``.
+
+    Args:
+        generator: the trained network.
+        lesson: the notebook stem, e.g. "04_vanilla_gan".
+        model: a short model name without spaces, e.g. "dcgan".
+        loss: the variant's name.
+        config: the ``TrainConfig`` it was trained with (stored with ``asdict``).
+        builder: the function that built it (or its "module:function" name).
+        builder_kwargs: the keyword arguments it was built with.
+        metrics: final scores to keep with it (e.g. IS at N samples).
+        history: its training history.
+
+    Returns:
+        The checkpoint's path.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    name = _builder_string(builder)
+    if builder_kwargs.get("latent_dim", config.latent_dim) != config.latent_dim:
+        raise ValueError(
+            f"builder_kwargs latent_dim={builder_kwargs['latent_dim']} differs from "
+            f"config.latent_dim={config.latent_dim}"
+        )
+    path = model_checkpoint_path(lesson, model, loss, config.latent_dim, config.seed)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "lesson": lesson,
+        "model": model,
+        "loss": loss,
+        "builder": name,
+        "builder_kwargs": dict(builder_kwargs),
+        "config": asdict(config),
+        "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+        "metrics": dict(metrics or {}),
+        "history": history.to_list() if history is not None else [],
+    }
+    return save_checkpoint(path, payload)
+
+
+@dataclass
+class SavedGenerator:
+    """A generator rebuilt by ``load_generator`` and what it was trained with."""
+
+    generator: nn.Module  # in evaluation mode
+    config: TrainConfig
+    builder: str
+    builder_kwargs: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: History = field(default_factory=History)
+    path: Path | None = None
+
+
+def load_generator(
+    lesson: str,
+    model: str,
+    loss: str,
+    latent_dim: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> SavedGenerator:
+    """Rebuild the generator ``save_generator`` stored for (lesson, model, loss, latent_dim, seed).
+
+    Raises:
+        FileNotFoundError: naming the path and the notebook that creates it.
+    """
+    path = model_checkpoint_path(lesson, model, loss, latent_dim, seed)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no trained generator at {path}. Create it by running notebooks/{lesson}.ipynb "
+            f"with latent_dim={latent_dim}, seed={seed} and the {model!r} model / {loss!r} "
+            f"loss (it saves its generators with gan_utils.evaluation.save_generator), e.g. "
+            f"`make run LESSONS={lesson}`."
+        )
+    payload = load_checkpoint(path, map_location="cpu")
+    if payload.get("format") != CHECKPOINT_FORMAT or "builder" not in payload:
+        raise ValueError(f"{path} is not a generator checkpoint written by save_generator")
+    generator = resolve_builder(payload["builder"])(**payload["builder_kwargs"])
+    generator.load_state_dict(payload["generator"])
+    generator.to(device).eval()
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in payload["config"].items() if k in known})
+    return SavedGenerator(
+        generator=generator,
+        config=config,
+        builder=payload["builder"],
+        builder_kwargs=dict(payload["builder_kwargs"]),
+        metrics=dict(payload["metrics"]),
+        history=History(payload["history"]),
+        path=path,
+    )
+
+
+def metrics_summary(metrics: dict[str, Any], digits: int = 3) -> dict[str, Any]:
+    """Round the floats of a metrics dict for display (NaN kept)."""
+    return {
+        k: (round(v, digits) if isinstance(v, float) and math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
+
+
+__all__ = [
+    "EVAL_KEYS",
+    "EVAL_SAMPLES",
+    "EpochEvaluator",
+    "EpochRecord",
+    "SavedGenerator",
+    "generate",
+    "image_grid",
+    "latent_walk",
+    "load_generator",
+    "mean_pairwise_distance",
+    "metrics_summary",
+    "resolve_builder",
+    "sample_latent_with",
+    "save_generator",
+    "saturated_share",
+    "score_images",
+]
