@@ -527,6 +527,7 @@ def test_short_toy_run_logs_finite_values():
     assert history.extras["lambda_w"] == pytest.approx(math.sqrt(2 / 8))
 
 
+@pytest.mark.slow  # several seconds on 2 shared cores
 def test_mnist_shaped_run_with_conv_encoder_and_dcgan_networks():
     set_seed(0)
     encoder = conv_encoder(3, base_width=4)
@@ -540,3 +541,44 @@ def test_mnist_shaped_run_with_conv_encoder_and_dcgan_networks():
     assert history.extras["feature_dim"] == 2 * 4 * 7 * 7
     assert all(np.isfinite(history.series(k)[1]).all() for k in history.keys())
     assert encoder(images[:2]).shape == (2, 3)
+
+
+class TinyClassifier(nn.Module):
+    """Stands in for the lesson-03 classifier: ``logits`` of 10 digits from the pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(28 * 28, 10)
+
+    def logits(self, images):
+        return self.linear(images.flatten(start_dim=1))
+
+
+@pytest.mark.slow  # several seconds on 2 shared cores
+def test_the_lesson_04_evaluation_hook_runs_and_leaves_training_unchanged():
+    from gan_utils.evaluation import EpochEvaluator
+
+    def nets():
+        set_seed(0)
+        return (
+            conv_encoder(2, base_width=4),
+            dcgan_generator(2, base_width=4),
+            dcgan_critic(base_width=4),
+        )
+
+    torch.manual_seed(3)
+    images = torch.rand(32, 1, 28, 28) * 2 - 1
+    classifier = TinyClassifier()
+    config = DistGANConfig(
+        latent_dim=2, batch_size=8, num_steps=2, log_every=1, progress=False, device="cpu"
+    )
+    evaluator = EpochEvaluator(
+        classifier, latent_dim=2, steps_per_epoch=1, num_samples=20, latent_prior="uniform"
+    )
+    with_hook = nets()
+    history = train_dist_gan(*with_hook, images, config, callbacks=[evaluator])
+    assert history.series("is_mean")[0].tolist() == [1, 2]
+    assert history.series("eval_samples")[1].tolist() == [20, 20]
+    without_hook = nets()
+    train_dist_gan(*without_hook, images, config)
+    assert same(parameters(*with_hook), parameters(*without_hook))
