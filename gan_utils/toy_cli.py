@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--eval_samples", type=_positive_int, default=2500, help="samples for the metrics")
     add("--device", choices=list(DEVICE_CHOICES), default="auto", help="device")
     add("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    add("--workers", type=_positive_int, default=1,
+        help="runs trained side by side in worker processes, one thread each (2 on 2 cores)")  # fmt: skip
     add("--out", type=Path, help="output folder (default: <root>/runs/gan-toy)")
     add("--name", default="toy_results", help="stem of the output files")
     add("--gif", action="store_true", help="write a GIF per variant and dataset (first seed)")
@@ -185,7 +187,9 @@ def _describe(settings: ToySettings) -> str:
     return (
         f"{settings.num_steps} generator steps, batch {settings.batch_size}, "
         f"{settings.depth}x{settings.width} MLPs, latent {settings.latent_dim}, "
-        f"{settings.optimizer} lr {settings.lr:g}, n_critic {n_critic}, "
+        f"{settings.optimizer} lr {settings.lr:g}"
+        + (f" betas {tuple(settings.betas)}" if settings.optimizer == "adam" else "")
+        + f", n_critic {n_critic}, "
         f"real samples: {settings.num_real_samples or 'fresh every batch'}, "
         f"metrics on {settings.eval_samples} samples"
     )
@@ -232,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        result = sweep(variants, args.dataset, args.seeds, settings, on_run=report)
+        result = sweep(
+            variants, args.dataset, args.seeds, settings, on_run=report, workers=args.workers
+        )
     except ValueError as error:
         parser.error(str(error))
     wall_time = time.perf_counter() - started

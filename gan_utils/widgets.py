@@ -44,7 +44,7 @@ class ToyExplorer:
             or refresh_every < 1
         ):
             raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
-        self.settings = settings or ToySettings(lr=1e-3, betas=(0.5, 0.9))
+        self.settings = settings or ToySettings()
         self.settings.validate()
         self.refresh_every = refresh_every
         style = {"description_width": "90px"}
