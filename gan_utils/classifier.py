@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .history import History
-from .mnist import MNISTData, load_mnist
+from .mnist import MNISTData, display_path, load_mnist
 from .paths import artifacts_dir
 from .runtime import get_device, set_seed
 
@@ -375,7 +375,7 @@ def load_or_train_classifier(
             model = _from_checkpoint(checkpoint, path, device)
             if verbose:
                 print(
-                    f"Loaded the digit classifier from {path} (test accuracy "
+                    f"Loaded the digit classifier from {display_path(path)} (test accuracy "
                     f"{100 * model.record.test_accuracy:.1f} % on {model.record.n_test:,} "
                     f"{model.record.source} test digits)."
                 )
@@ -402,7 +402,7 @@ def load_or_train_classifier(
     record.path = path
     if verbose:
         print(
-            f"Saved the digit classifier to {path}: test accuracy "
+            f"Saved the digit classifier to {display_path(path)}: test accuracy "
             f"{100 * record.test_accuracy:.1f} % after {record.train_seconds:.0f} s."
         )
     return model
@@ -413,13 +413,14 @@ def _read_matching(
 ) -> tuple[dict | None, str]:
     """The checkpoint at ``path`` if it matches the settings and data, else why not."""
     if not path.is_file():
-        return None, f"no checkpoint at {path}"
+        return None, f"no checkpoint at {display_path(path)}"
     try:
         checkpoint = load_checkpoint(path)
     except Exception as error:  # a truncated or foreign file: retrain rather than fail
-        return None, f"the checkpoint at {path} is unreadable ({type(error).__name__})"
+        where = display_path(path)
+        return None, f"the checkpoint at {where} is unreadable ({type(error).__name__})"
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        return None, f"the checkpoint at {path} has another format"
+        return None, f"the checkpoint at {display_path(path)} has another format"
     if checkpoint.get("data") != wanted:
         return None, (
             f"the checkpoint was made from other data ({checkpoint.get('data')}; now {wanted})"

