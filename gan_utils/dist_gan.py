@@ -25,11 +25,18 @@ each with its own minibatch of real data x and its own :math:`z \sim U[-1, 1]^d`
    with :math:`md_x = \operatorname{mean}(f(G(E(x))) - f(G(z)))` over batch and features,
    :math:`md_z = \lambda_w \operatorname{mean}(E(x) - z)` over batch and latent
    dimensions, and :math:`\lambda_w = \sqrt{d / D_f}` (d = ``latent_dim``, :math:`D_f` =
-   the feature size), as ``distgan_mnist.py`` sets it. ``recon`` is the paper's
-   reconstruction term measured on D's features (``reconstruction="pixel"`` measures it on
-   pixels instead); ``reg`` is the paper's *latent-data distance constraint*: the
-   distance between two reconstructions/fakes in feature space should match the
-   distance between their latents.
+   the feature size), as ``distgan_mnist.py`` sets it ("as in the paper", says its
+   comment). ``recon`` is the autoencoder's reconstruction error, measured on D's
+   features as the reference code does (``ae_loss = mean(square(f_real - f_recon))``);
+   ``reconstruction="pixel"`` measures it on pixels instead, the textbook autoencoder
+   loss (``reg`` stays on features). ``reg`` is the *latent-data distance constraint*:
+   distances between samples in D's feature space should follow the distances between
+   the latents they come from, so that different z cannot collapse onto one output. We
+   use the reference code's form, a squared difference of mean differences (first
+   moments); the paper states the constraint with general distance functions between
+   data samples and between latent samples.
+   With ``md_x`` and ``md_z`` as signed means, the term is cheap and its gradient reaches
+   E (through ``md_z`` and ``f(G(E(x)))``) and G (through both feature means).
 
 2. **critic** (``critic_step``; D only):
 
@@ -50,10 +57,13 @@ each with its own minibatch of real data x and its own :math:`z \sim U[-1, 1]^d`
    per sample, :math:`s = \sqrt{\operatorname{mean}_j (\partial D(\hat x)/\partial \hat
    x_j)^2}` the **root mean square** of the input gradient over its n dimensions (not its
    L2 norm; :math:`s = \lVert \nabla D \rVert_2 / \sqrt n`), and
-   :math:`GP = \operatorname{mean}_i (s_i - 1)^2`. The paper writes the L2 norm as WGAN-GP
-   does; we follow the code (``gp_slope="rms"``) because its published numbers come from
-   it, and offer the norm as ``gp_slope="norm"``. On 28x28 images the RMS target of 1
-   allows a gradient norm of :math:`\sqrt{784} = 28`, a far weaker constraint.
+   :math:`GP = \operatorname{mean}_i (s_i - 1)^2`. WGAN-GP (Gulrajani et al. 2017), whose
+   penalty the paper takes up, uses the L2 norm; we follow the reference code
+   (``gp_slope="rms"``), which produced the paper's numbers and which the course's issue
+   asks for, and offer the norm as ``gp_slope="norm"``. On 28x28 images the RMS target
+   of 1 allows an L2 gradient norm of :math:`\sqrt{784} = 28`: a far weaker constraint
+   than WGAN-GP's. The interpolates lie between x and G(z) (not the reconstructions),
+   as in the code.
 
 3. **generator** (``generator_step``; G only), the paper's *discriminator-score distance*:
 
@@ -62,13 +72,22 @@ each with its own minibatch of real data x and its own :math:`z \sim U[-1, 1]^d`
 
    G is pushed until fakes score like real data on average, not beyond.
 
-Defaults follow the paper and ``distgan_mnist.py``: :math:`\lambda_p = \lambda_r = 1`,
+Defaults follow ``distgan.py`` / ``distgan_mnist.py``: :math:`\lambda_p = \lambda_r = 1`,
 Adam with learning rate 2e-4 and betas (0.5, 0.9) for all three optimisers (on MNIST the
 autoencoder optimiser holds E's and G's parameters, so G has two Adam states, as in the
-code), z uniform in [-1, 1].
+code), z uniform in [-1, 1]. What we do not copy: the code's images lie in [0, 1] with a
+sigmoid generator output, ours in [-1, 1] with tanh (the course's convention); its
+networks are larger (latent 100, 64-128-256 channels, 5x5 kernels; see
+``gan_utils.image_models`` for ours); it has a learning-rate decay switched off on MNIST
+(decay rate 1.0).
 
-**Bugs of the NUGAN-DISTGAN repository's Dist-GAN, and how this module avoids them**
-(each checked by a test in ``tests/test_dist_gan.py``):
+Cost: one step runs E twice, G five times, D nine times (plus the penalty's double
+backward pass), roughly four times a plain GAN step of ``gan_utils.train`` with the same
+networks.
+
+**Bugs of the NUGAN-DISTGAN repository's Dist-GAN** (as the course's lesson-05 issue
+lists them), **and how this module avoids them** (each checked by a test in
+``tests/test_dist_gan.py``):
 
 * *one interpolation coefficient per pixel instead of per sample*: ``gradient_penalty``
   uses ``gan_utils.losses.interpolate``, whose :math:`\epsilon` has shape (B, 1, ..., 1);

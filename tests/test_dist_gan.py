@@ -582,3 +582,35 @@ def test_the_lesson_04_evaluation_hook_runs_and_leaves_training_unchanged():
     without_hook = nets()
     train_dist_gan(*without_hook, images, config)
     assert same(parameters(*with_hook), parameters(*without_hook))
+
+
+def test_critic_step_weights_follow_the_schedule_option():
+    encoder, generator, critic = tiny_double_models()
+    real = torch.randn(4, 2, dtype=torch.float64)
+    z = torch.rand(4, 1, dtype=torch.float64)
+    for schedule, expected in (("ramp", 1.0), ("constant", 0.95)):
+        config = dataclasses.replace(
+            TOY, latent_dim=1, num_steps=10, recon_weight_schedule=schedule
+        )
+        state = make_state(encoder, generator, critic, config, torch.device("cpu"))
+        out = critic_step(
+            encoder, generator, state.feature_critic, real, z, state.d_optimizer, config, 9
+        )
+        assert out["w_real"].item() == pytest.approx(expected)
+
+
+def test_each_update_draws_its_own_batch_and_uniform_latents():
+    encoder, generator, critic = toy_models()
+    seen_x, seen_z = [], []
+    encoder.register_forward_pre_hook(lambda m, inputs: seen_x.append(inputs[0].clone()))
+    generator.register_forward_pre_hook(lambda m, inputs: seen_z.append(inputs[0].clone()))
+    config = dataclasses.replace(TOY, batch_size=256)
+    state = make_state(encoder, generator, critic, config, torch.device("cpu"))
+    dist_gan_step(state, ring())
+    assert len(seen_x) == 2  # E(x) in the autoencoder and in the critic update
+    assert not torch.equal(seen_x[0], seen_x[1])
+    assert len(seen_z) == 5  # G(E(x)), G(z) | G(E(x)), G(z) | G(z)
+    latents = torch.cat([seen_z[1], seen_z[3], seen_z[4]])  # the three z ~ p(z)
+    assert latents.min() >= -1 and latents.max() <= 1
+    assert latents.min() < -0.9 and latents.max() > 0.9  # uniform on [-1, 1], not N(0, 1)
+    assert not torch.equal(seen_z[1], seen_z[3]) and not torch.equal(seen_z[3], seen_z[4])
