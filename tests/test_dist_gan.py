@@ -614,3 +614,37 @@ def test_each_update_draws_its_own_batch_and_uniform_latents():
     assert latents.min() >= -1 and latents.max() <= 1
     assert latents.min() < -0.9 and latents.max() > 0.9  # uniform on [-1, 1], not N(0, 1)
     assert not torch.equal(seen_z[1], seen_z[3]) and not torch.equal(seen_z[3], seen_z[4])
+
+
+def test_divergence_resets_the_networks_to_the_last_good_checkpoint(tmp_path):
+    mixture = ring()
+    calls = []
+
+    def sample_real(n):  # call 1 is the shape check; step k draws calls 3k-1, 3k, 3k+1
+        calls.append(n)
+        x = mixture.sample(n)
+        return x * float("nan") if len(calls) >= 11 else x  # NaN from step 4 on
+
+    nets = toy_models()
+    path = tmp_path / "dist.pt"
+    config = dataclasses.replace(TOY, checkpoint_every=2)
+    with pytest.raises(DivergenceError, match="step 4") as error:
+        train_dist_gan(*nets, sample_real, config, checkpoint_path=path)
+    assert str(path) in str(error.value)
+    saved = load_checkpoint(path)
+    assert saved["step"] == 2
+    for name, net in zip(("encoder", "generator", "critic"), nets, strict=True):
+        assert same(parameters(net), list(saved[name].values())), name
+
+
+def test_keyboard_interrupt_keeps_the_last_checkpoint(tmp_path, capsys):
+    def interrupt(state):
+        if state.step == 3:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "dist.pt"
+    config = dataclasses.replace(TOY, checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_dist_gan(*toy_models(), ring(), config, callbacks=[interrupt], checkpoint_path=path)
+    assert load_checkpoint(path)["step"] == 2
+    assert "interrupted at step 3" in capsys.readouterr().out
