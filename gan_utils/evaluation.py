@@ -13,8 +13,14 @@ training history, at that step:
   balanced, log 10 = 2.30 when every sample is one digit),
 * ``fid`` when real feature statistics are given (FID on the classifier's feature layer),
 
-(definitions in ``gan_utils.metrics``); it keeps the class histogram and a grid of
-images from one fixed latent batch ``fixed_z`` per epoch (the frames of the GIF).
+(definitions in ``gan_utils.metrics``), and for any images, digits or not,
+
+* ``saturated_share``: share of the N samples' pixel values with |x| >= 0.98,
+* ``grid_distance``: mean pairwise Euclidean distance between the images of the fixed
+  latent batch ``fixed_z`` (near 0 when the generator repeats one output).
+
+It keeps the class histogram and the images of ``fixed_z`` per epoch (the frames of the
+GIF). Without a classifier (colour images) only the last two metrics are logged.
 
 The hook leaves training unchanged: it draws its latents from its own
 ``torch.Generator``, seeded once from ``seed``, never from torch's global RNG, and it
@@ -62,7 +68,10 @@ IS_SPLITS = 10  # Inception Score splits
 MIN_SHARE = 0.02  # a digit is covered when >= 2 % of the samples are classified as it
 GRID_SIZE = 64  # images in the fixed-noise grid (8 x 8)
 CHECKPOINT_FORMAT = 1  # of save_generator's payload
-EVAL_KEYS = ("epoch", "eval_samples", "is_mean", "is_std", "classes_covered", "kl_to_uniform")
+SATURATION_THRESHOLD = 0.98  # |x| at or above this counts as a saturated pixel
+IMAGE_KEYS = ("epoch", "eval_samples", "saturated_share", "grid_distance")
+DIGIT_KEYS = ("is_mean", "is_std", "classes_covered", "kl_to_uniform")
+EVAL_KEYS = IMAGE_KEYS + DIGIT_KEYS
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -155,7 +164,7 @@ class EpochRecord:
     step: int
     epoch: int
     metrics: dict[str, float | int]
-    class_counts: np.ndarray  # (10,) argmax predictions of the N samples
+    class_counts: np.ndarray | None  # (10,) argmax predictions of the N samples (digits)
     grid: Tensor  # (GRID, C, H, W) images of fixed_z, on the CPU
 
 
@@ -167,7 +176,7 @@ class EpochEvaluator:
 
     Args:
         classifier: the lesson-03 ``DigitClassifier`` (any model with ``logits(images)``
-            and ``features(images)`` will do).
+            and ``features(images)`` will do); None for images that are not digits.
         latent_dim: size of the generator's z.
         steps_per_epoch: generator steps between evaluations (one pass over the data).
         num_samples: N, images scored per evaluation (a multiple of ``splits``).
@@ -183,7 +192,7 @@ class EpochEvaluator:
 
     def __init__(
         self,
-        classifier: nn.Module,
+        classifier: nn.Module | None,
         latent_dim: int,
         steps_per_epoch: int,
         num_samples: int = EVAL_SAMPLES,
@@ -203,7 +212,7 @@ class EpochEvaluator:
             raise ValueError(
                 f"num_samples must be a multiple of splits={self.splits}, got {num_samples!r}"
             )
-        self.grid_size = _positive_int("grid_size", grid_size)
+        self.grid_size = _positive_int("grid_size", grid_size, minimum=2)
         seed = _positive_int("seed", seed, minimum=0)
         if latent_prior not in LATENT_PRIORS:
             raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {latent_prior!r}")
@@ -223,9 +232,17 @@ class EpochEvaluator:
         grid = generate(generator, self.fixed_z)
         if self.transform is not None:
             images, grid = self.transform(images), self.transform(grid)
-        metrics, counts = score_images(
-            images, self.classifier, self.reference, self.splits, self.min_share
-        )
+        metrics: dict[str, float | int] = {
+            "eval_samples": self.num_samples,
+            "saturated_share": saturated_share(images, SATURATION_THRESHOLD),
+            "grid_distance": mean_pairwise_distance(grid),
+        }
+        counts = None
+        if self.classifier is not None:
+            digit_metrics, counts = score_images(
+                images, self.classifier, self.reference, self.splits, self.min_share
+            )
+            metrics.update(digit_metrics)
         record = EpochRecord(int(step), int(step) // self.every, metrics, counts, grid)
         self.records.append(record)
         return record
@@ -448,8 +465,10 @@ def metrics_summary(metrics: dict[str, Any], digits: int = 3) -> dict[str, Any]:
 
 
 __all__ = [
+    "DIGIT_KEYS",
     "EVAL_KEYS",
     "EVAL_SAMPLES",
+    "IMAGE_KEYS",
     "EpochEvaluator",
     "EpochRecord",
     "SavedGenerator",

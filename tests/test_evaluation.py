@@ -8,7 +8,9 @@ from scipy.spatial.distance import pdist
 from gan_utils.checkpoints import model_checkpoint_path
 from gan_utils.classifier import DigitClassifier
 from gan_utils.evaluation import (
+    DIGIT_KEYS,
     EVAL_KEYS,
+    IMAGE_KEYS,
     EpochEvaluator,
     latent_walk,
     load_generator,
@@ -73,6 +75,22 @@ def test_hook_logs_its_keys_every_epoch_with_the_stated_n(classifier, digits):
     assert [r.grid.shape for r in evaluator.records] == [(64, 1, 28, 28)] * 3
     assert all(r.class_counts.sum() == N for r in evaluator.records)
     assert evaluator.final()["epoch"] == 3
+
+
+def test_without_a_classifier_only_the_image_metrics_are_logged():
+    torch.manual_seed(0)
+    colour = torch.rand(32, 3, 32, 32) * 2 - 1
+    pair = build_pair("dense", 2, image_shape=(3, 32, 32), width=8, depth=1)
+    evaluator = EpochEvaluator(None, 2, steps_per_epoch=6, num_samples=N, splits=5, grid_size=9)
+    history = train(pair.generator, pair.critic, colour, small_config(), callbacks=[evaluator])
+    for key in IMAGE_KEYS:
+        assert history.series(key)[0].tolist() == [6, 12]
+    logged = set(history.keys())
+    assert not logged & set(DIGIT_KEYS)
+    last = evaluator.records[-1]
+    assert last.class_counts is None and last.grid.shape == (9, 3, 32, 32)
+    assert last.metrics["grid_distance"] == pytest.approx(mean_pairwise_distance(last.grid))
+    assert 0 <= last.metrics["saturated_share"] <= 1
 
 
 def test_metrics_agree_with_the_metrics_module(classifier, digits):
