@@ -55,7 +55,7 @@ class MNISTDataError(RuntimeError):
     """An MNIST folder exists but is partial or unreadable (the message says how to fix it)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value
 class MNISTData:
     """One split of MNIST, in memory.
 
