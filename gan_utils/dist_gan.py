@@ -127,10 +127,10 @@ from .train import (
     LATENT_PRIORS,
     Callback,
     DivergenceError,
-    _check_data,
-    _divergence_message,
-    _draw_real,
-    _norm,
+    check_data,
+    config_value,
+    divergence_message,
+    draw_real,
     sample_latent,
 )
 
@@ -646,7 +646,7 @@ def dist_gan_step(state: DistGANState, data: Tensor | Callable[[int], Tensor]) -
     config, device = state.config, state.device
 
     def batch() -> tuple[Tensor, Tensor]:  # a fresh real batch x and z ~ p(z) per update
-        real = _draw_real(data, config.batch_size, device)
+        real = draw_real(data, config.batch_size, device)
         z = sample_latent(config.batch_size, config.latent_dim, config.latent_prior, device)
         return real, z.to(real.dtype)
 
@@ -712,7 +712,7 @@ def _restore(state: DistGANState, checkpoint: dict) -> None:
     changed = [
         k
         for k in current
-        if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current[k])
+        if k not in RESUMABLE_CHANGES and config_value(saved.get(k)) != config_value(current[k])
     ]
     if changed:
         raise ValueError(
@@ -775,7 +775,7 @@ def train_dist_gan(
     device = get_device(config.device)
     for net in (encoder, generator, critic):
         net.to(device).train()
-    data = _check_data(data, device)
+    data = check_data(data, device)
     state = make_state(encoder, generator, critic, config, device, lambda_w=1.0)
     feature_dim = _check_models(state, data)  # before seeding: its RNG use does not count
     state.lambda_w = (
@@ -813,7 +813,7 @@ def train_dist_gan(
                 sums, count = {}, 0
                 bad = {k: v for k, v in row.items() if not math.isfinite(v)}
                 if bad:
-                    raise DivergenceError(_divergence_message(state.step, bad, last_good))
+                    raise DivergenceError(divergence_message(state.step, bad, last_good))
                 state.history.log(state.step, **row)
                 bar.set_postfix(ae=f"{row['ae_loss']:.3f}", d=f"{row['d_loss']:.3f}", refresh=False)
             for cb in callbacks:

@@ -260,14 +260,16 @@ def generator_step(
     return {"g_loss": g_loss.detach()}
 
 
-def _draw_real(data, batch_size: int, device: torch.device) -> Tensor:
+def draw_real(data, batch_size: int, device: torch.device) -> Tensor:
+    """A batch of real samples: random rows of a tensor, or ``data(batch_size)``."""
     if callable(data):
         return data(batch_size)
     idx = torch.randint(0, data.shape[0], (batch_size,), device=device)
     return data[idx]
 
 
-def _check_data(data, device: torch.device):
+def check_data(data, device: torch.device):
+    """Validate ``data`` (a tensor of samples or a sampler) and move it to ``device`` once."""
     if callable(data):
         return data.to(device) if hasattr(data, "to") else data
     if not isinstance(data, Tensor):
@@ -301,7 +303,7 @@ def _restore(state: TrainState, checkpoint: dict) -> None:
     changed = [
         k
         for k in current
-        if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current[k])
+        if k not in RESUMABLE_CHANGES and config_value(saved.get(k)) != config_value(current[k])
     ]
     if changed:
         raise ValueError(
@@ -317,7 +319,8 @@ def _restore(state: TrainState, checkpoint: dict) -> None:
     set_rng_state(checkpoint["rng"])
 
 
-def _norm(value):
+def config_value(value):
+    """A config value as it compares after a checkpoint round trip (tuples become lists)."""
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -362,7 +365,7 @@ def train(
     loss = get_loss(config.loss)
     generator.to(device).train()
     critic.to(device).train()
-    data = _check_data(data, device)
+    data = check_data(data, device)
 
     if resume_from is None:
         set_seed(config.seed)
@@ -393,7 +396,7 @@ def train(
     try:
         while state.step < config.num_steps and not state.stop:
             for _ in range(config.n_critic):
-                real = _draw_real(data, config.batch_size, device)
+                real = draw_real(data, config.batch_size, device)
                 d_out = discriminator_step(
                     generator, critic, real, state.d_optimizer, loss, config, device
                 )
@@ -419,7 +422,7 @@ def train(
                 sums, count = {}, 0
                 bad = {k: v for k, v in row.items() if not math.isfinite(v)}
                 if bad:
-                    raise DivergenceError(_divergence_message(state.step, bad, last_good))
+                    raise DivergenceError(divergence_message(state.step, bad, last_good))
                 state.history.log(state.step, **row)
                 bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
             for cb in callbacks:
@@ -453,7 +456,8 @@ def train(
     return state.history
 
 
-def _divergence_message(step: int, bad: dict[str, float], last_good: Path | None) -> str:
+def divergence_message(step: int, bad: dict[str, float], last_good: Path | None) -> str:
+    """The ``DivergenceError`` text: the step, the non-finite values, the last good state."""
     values = ", ".join(f"{k}={v}" for k, v in bad.items())
     where = (
         f"the models were reset to the last good checkpoint {last_good}"
