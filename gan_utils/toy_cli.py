@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shlex
 import shutil
 import sys
@@ -40,10 +41,13 @@ from .variants import (
     ALIASES,
     REPOSITORY_SETTINGS,
     VARIANTS,
+    SweepResult,
     ToyRun,
     ToySettings,
     customise,
-    sweep,
+    read_runs_csv,
+    train_many,
+    write_runs_csv,
 )
 
 LOSS_CHOICES = [*VARIANTS, *ALIASES, "all"]
@@ -137,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--name", default="toy_results", help="stem of the output files")
     add("--gif", action="store_true", help="write a GIF per variant and dataset (first seed)")
     add("--quiet", action="store_true", help="no line per finished run")
+    add("--append", action="store_true",
+        help="keep the runs already in <out>/<name>_runs.csv (same settings) and train only "
+        "the missing ones: resumes or extends a sweep")  # fmt: skip
     return parser
 
 
@@ -234,45 +241,93 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
+    described = _describe(settings)
+    runs_path, commands_path = out / f"{args.name}_runs.csv", out / f"{args.name}_commands.json"
+    previous: list[ToyRun] = []
+    commands: list[dict] = []
+    if args.append and runs_path.is_file():
+        for run, text in read_runs_csv(runs_path):
+            if text != described:
+                parser.error(
+                    f"argument --append: {runs_path} holds runs made with other settings "
+                    f"({text}); use the same flags or another --name"
+                )
+            previous.append(run)
+        if commands_path.is_file():
+            commands = json.loads(commands_path.read_text())
+    done = {(r.variant, r.dataset, r.seed) for r in previous}
+    jobs = [
+        (v, d, s, settings)
+        for v in variants
+        for d in args.dataset
+        for s in args.seeds
+        if (v.name, d, s) not in done
+    ]
+    if previous:
+        print(f"--append: {len(previous)} runs already in {runs_path}, {len(jobs)} to train")
+    new_runs: list[ToyRun] = []
+
+    def on_run(run: ToyRun) -> None:
+        report(run)
+        new_runs.append(run)
+        write_runs_csv(_ordered(previous + new_runs), runs_path, described)  # resumable
+
     started = time.perf_counter()
-    try:
-        result = sweep(
-            variants, args.dataset, args.seeds, settings, on_run=report, workers=args.workers
-        )
-    except ValueError as error:
-        parser.error(str(error))
+    train_many(jobs, args.workers, on_run)
     wall_time = time.perf_counter() - started
+    commands.append({"command": command, "wall_time_s": round(wall_time), "runs": len(new_runs)})
+    commands_path.write_text(json.dumps(commands, indent=1))
+    all_runs = _ordered(previous + new_runs)
+    write_runs_csv(all_runs, runs_path, described)
+    result = SweepResult(all_runs)
     table = result.to_markdown()
+    total = sum(c["wall_time_s"] for c in commands)
     print(f"\n{table}\n\nwall time {wall_time:.0f} s")
 
+    seeds = sorted({r.seed for r in all_runs})
     header = [
-        f"# gan-toy results: {', '.join(args.dataset)}, seeds {args.seeds}",
+        f"# gan-toy results: {', '.join(sorted({r.dataset for r in all_runs}))}, seeds {seeds}",
         "",
-        f"Command: `{command}`",
+        "Command" + ("s" if len(commands) > 1 else "") + " (with wall time):",
         "",
-        f"Settings: {_describe(settings)}.",
+        *[f"* `{c['command']}` ({c['wall_time_s']} s, {c['runs']} runs)" for c in commands],
         "",
-        f"Wall time: {wall_time:.0f} s ({wall_time / 60:.1f} min) for {len(result.runs)} runs.",
+        f"Settings: {described}.",
+        "",
+        f"Wall time: {total} s ({total / 60:.1f} min) for {len(all_runs)} runs.",
         "",
         f"Modes covered: modes with >= 20 high-quality samples of the {settings.eval_samples} "
-        "evaluated; "
-        "high quality: within 3 std of the nearest centre; KL of the HQ histogram over "
-        "modes to uniform, in nats (NaN when no sample is HQ). Mean ± std (ddof=1) over seeds.",
+        "evaluated; high quality: within 3 std of the nearest centre; KL of the HQ histogram "
+        "over modes to uniform, in nats (NaN when no sample is HQ). Mean ± std (ddof=1) over "
+        "seeds.",
         "",
     ]
     (out / f"{args.name}.md").write_text("\n".join(header) + "\n" + table + "\n")
     result.write_csv(out / f"{args.name}.csv")
-    first = [r for r in result.runs if r.seed == args.seeds[0]]
-    fig = toy_plots.plot_final_samples(first)
-    fig.savefig(out / f"{args.name}_samples.png", dpi=75, bbox_inches="tight")
-    matplotlib.pyplot.close(fig)
+    first = [r for r in new_runs if r.seed == min(r.seed for r in new_runs)] if new_runs else []
+    if first:
+        fig = toy_plots.plot_final_samples(first)
+        fig.savefig(out / f"{args.name}_samples.png", dpi=75, bbox_inches="tight")
+        matplotlib.pyplot.close(fig)
     if args.gif:
         for run in first:
-            _save_gif(
-                toy_plots.snapshot_frames(run), out / f"{args.name}_{run.variant}_{run.dataset}.gif"
-            )
-    print(f"wrote {out / args.name}.md, .csv, _samples.png" + (" and GIFs" if args.gif else ""))
+            path = out / f"{args.name}_{run.variant}_{run.dataset}.gif"
+            _save_gif(toy_plots.snapshot_frames(run), path)
+    print(
+        f"wrote {out / args.name}.md, .csv, _runs.csv, _samples.png"
+        + (" and GIFs" if args.gif else "")
+    )
     return 0
+
+
+def _ordered(runs: list[ToyRun]) -> list[ToyRun]:
+    """Runs in the lesson's order: variant (as in VARIANTS, custom ones last), dataset, seed."""
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    datasets = {name: i for i, name in enumerate(TOY_DATASETS)}
+    return sorted(
+        runs,
+        key=lambda r: (order.get(r.variant, len(order)), r.variant, datasets[r.dataset], r.seed),
+    )
 
 
 if __name__ == "__main__":

@@ -283,10 +283,10 @@ class ToyRun:
     steps_per_second: float  # generator steps per second of training
     seconds: float  # wall time of training
     diverged: bool  # a loss became NaN/inf (metrics then describe the last weights)
-    history: History = field(repr=False)
-    generator: nn.Module = field(repr=False)
-    critic: nn.Module = field(repr=False)
-    settings: ToySettings = field(repr=False)
+    history: History | None = field(default=None, repr=False)
+    generator: nn.Module | None = field(default=None, repr=False)
+    critic: nn.Module | None = field(default=None, repr=False)
+    settings: ToySettings | None = field(default=None, repr=False)
 
     def row(self) -> dict:
         """A flat dict for tables (per run)."""
@@ -509,6 +509,78 @@ class SweepResult:
             writer.writeheader()
             writer.writerows(rows)
         return path
+
+
+RUN_COLUMNS = (
+    "variant",
+    "dataset",
+    "seed",
+    "modes_covered",
+    "modes_hit",
+    "num_modes",
+    "high_quality_percent",
+    "kl_to_uniform",
+    "num_samples",
+    "hq_counts",
+    "steps_per_second",
+    "seconds",
+    "diverged",
+    "settings",
+)
+
+
+def write_runs_csv(runs: Sequence[ToyRun], path: str | Path, settings_text: str = "") -> Path:
+    """One row per run (metrics, per-mode HQ counts, speed, a text of the settings), so a
+    sweep can be resumed or extended (``read_runs_csv``); returns the path."""
+    path = Path(path)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS)
+        writer.writeheader()
+        for run in runs:
+            m = run.metrics
+            writer.writerow(
+                {
+                    "variant": run.variant,
+                    "dataset": run.dataset,
+                    "seed": run.seed,
+                    **m.as_dict(),
+                    "hq_counts": " ".join(str(n) for n in m.hq_counts),
+                    "steps_per_second": run.steps_per_second,
+                    "seconds": run.seconds,
+                    "diverged": int(run.diverged),
+                    "settings": settings_text,
+                }
+            )
+    return path
+
+
+def read_runs_csv(path: str | Path) -> list[tuple[ToyRun, str]]:
+    """The runs of ``write_runs_csv`` (metrics only: no models, history or snapshots),
+    each with the settings text it was written with."""
+    out = []
+    with Path(path).open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            metrics = ModeCoverage(
+                modes_covered=int(row["modes_covered"]),
+                modes_hit=int(row["modes_hit"]),
+                num_modes=int(row["num_modes"]),
+                high_quality_percent=float(row["high_quality_percent"]),
+                kl_to_uniform=float(row["kl_to_uniform"]),
+                num_samples=int(row["num_samples"]),
+                hq_counts=tuple(int(n) for n in row["hq_counts"].split()),
+            )
+            run = ToyRun(
+                variant=row["variant"],
+                dataset=row["dataset"],
+                seed=int(row["seed"]),
+                metrics=metrics,
+                snapshots=[],
+                steps_per_second=float(row["steps_per_second"]),
+                seconds=float(row["seconds"]),
+                diverged=bool(int(row["diverged"])),
+            )
+            out.append((run, row["settings"]))
+    return out
 
 
 def _nan_to(value: float, fill: float = -1.0) -> float:

@@ -21,7 +21,7 @@ def test_runs_and_writes_table_csv_plot_and_gifs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| hinge | ring | 2 |" in out and "| least_squares | grid | 2 |" in out
     markdown = (tmp_path / "toy_results.md").read_text()
-    assert "Command: `gan-toy --loss hinge least-squares" in markdown
+    assert "* `gan-toy --loss hinge least-squares" in markdown
     assert "Wall time:" in markdown and "| least_squares | ring | 2 |" in markdown
     rows = list(csv.DictReader((tmp_path / "toy_results.csv").open()))
     assert [(r["variant"], r["dataset"]) for r in rows] == [
@@ -104,3 +104,18 @@ def test_any_samples_value_works(samples, tmp_path, capsys):
     argv = ["--loss", "wasserstein-gp", "--dataset", "wide_ring", "--seeds", "0"]
     assert main([*argv, "--samples", samples, "--out", str(tmp_path), *TINY]) == 0
     assert "| wgan_gp | wide_ring | 1 |" in capsys.readouterr().out
+
+
+def test_append_resumes_a_sweep_and_refuses_other_settings(tmp_path, capsys):
+    base = ["--loss", "hinge", "--dataset", "ring", "--out", str(tmp_path), *TINY]
+    assert main([*base, "--seeds", "0"]) == 0
+    assert main([*base, "--seeds", "0", "1", "--append"]) == 0
+    out = capsys.readouterr().out
+    assert "1 runs already in" in out and "1 to train" in out
+    runs = list(csv.DictReader((tmp_path / "toy_results_runs.csv").open()))
+    assert [(r["variant"], r["seed"]) for r in runs] == [("hinge", "0"), ("hinge", "1")]
+    assert "| hinge | ring | 2 |" in (tmp_path / "toy_results.md").read_text()
+    assert (tmp_path / "toy_results.md").read_text().count("* `gan-toy") == 2
+    with pytest.raises(SystemExit):
+        main([*base, "--seeds", "2", "--append", "--lr", "0.5"])
+    assert "other settings" in capsys.readouterr().err
