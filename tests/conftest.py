@@ -15,8 +15,9 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    """Tests run on 2 cores; keep torch from oversubscribing them."""
-    torch.set_num_threads(2)
+    """One torch thread: the tests' networks are tiny, and on a 2-core machine shared with
+    notebook kernels two OpenMP threads per process were measured 10-20x slower."""
+    torch.set_num_threads(1)
     yield
 
 
