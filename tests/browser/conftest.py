@@ -96,6 +96,10 @@ def jupyter_server(tmp_path_factory, browser_path):
     (notification / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False})
     )
+    # render every cell (JupyterLab 4 otherwise only renders the cells in view)
+    tracker = settings / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ)
     env.setdefault("GAN_UTILS_ROOT", str(tmp_path_factory.mktemp("out_root")))
