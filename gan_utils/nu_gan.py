@@ -89,8 +89,8 @@ class NuGANConfig:
     hessian_of: str = "generator"  # whose loss Hessian: "generator" or "critic"
     which: str = "LA"  # "LA": lambda > tau (sharp); "LM": |lambda| > tau
     batch_size: int | None = None  # samples in the Hessian's batch (None: the run's)
-    max_iterations: int | None = None  # Lanczos steps per refresh (None: max(30, 6 k))
-    tol: float = 1e-4  # Lanczos tolerance on the relative residual
+    max_iterations: int | None = None  # Lanczos steps per refresh (None: max(40, 8 k))
+    tol: float = 1e-3  # Lanczos tolerance on the relative residual
     seed: int = 777  # batch of refresh at step s drawn with seed + s; Lanczos start vector
 
     def validate(self) -> None:
