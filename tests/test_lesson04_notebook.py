@@ -1,0 +1,62 @@
+"""Lesson 04 through papermill at tiny settings, with another latent size and loss (WGAN-GP)."""
+
+import math
+
+import pytest
+import torch
+
+from gan_utils.evaluation import load_generator
+from gan_utils.paths import figures_dir
+
+PARAMETERS = {
+    "variant": "wgan_gp",
+    "latent_dim": 2,
+    "num_digits": 256,
+    "batch_size": 32,
+    "epochs": 2,
+    "dense_epochs": 2,
+    "eval_samples": 100,
+    "colour_images": 64,
+    "colour_epochs": 1,
+    "device": "cpu",
+}
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
+    results = run_notebook("04_vanilla_gan", PARAMETERS)
+
+    assert results["variant"] == "wgan_gp"
+    assert results["latent_sizes"] == [1, 2]
+    assert results["eval_samples_n"] == 100 and results["is_splits"] == 10
+    assert results["n_train_digits"] == 256
+    assert 1 <= results["real_is"] <= 10 and results["real_classes_covered"] >= 8
+    for architecture in ("dense", "dcgan"):
+        for z in (1, 2):
+            key = f"{architecture}_z{z}"
+            assert 1 <= results[f"{key}_is"] <= 10
+            assert 1 <= results[f"{key}_classes_covered"] <= 10
+            assert 0 <= results[f"{key}_kl"] <= math.log(10) + 1e-3
+            assert results[f"{key}_fid"] > 0
+            assert results[f"{key}_steps_per_s"] > 0
+        reached = results[f"{architecture}_z1_digits_reached"]
+        assert reached and all(0 <= d <= 9 for d in reached)
+        assert (figures_dir() / f"04_fixed_noise_{architecture}_wgan_gp.gif").is_file()
+    for output in ("tanh", "sigmoid"):
+        assert 0 <= results[f"dense_{output}_saturated_share"] <= 1
+    assert results["real_digit_saturated_share"] > 0.5  # MNIST's black background
+    assert results["colour_source"] == "sklearn"
+    assert 0 <= results["colour_saturated_share_generated"] <= 1
+    assert results["colour_diversity_ratio"] > 0
+    assert results["wall_time_s"] > 0
+
+    # the generators were saved for lesson 07 with the config they were trained with
+    saved = load_generator("04_vanilla_gan", "dcgan", "wgan_gp", latent_dim=2, seed=0)
+    assert saved.config.loss == "wasserstein" and saved.config.gp_weight == 10
+    assert saved.config.n_critic == 5 and saved.config.num_steps == 2 * (256 // 32)
+    assert saved.metrics["eval_samples"] == 100
+    images = saved.generator(torch.randn(3, 2))
+    assert images.shape == (3, 1, 28, 28)
+    colour = load_generator("04_vanilla_gan", "dense_colour", "wgan_gp", latent_dim=2, seed=0)
+    assert colour.generator(torch.randn(2, 2)).shape == (2, 3, 32, 32)
