@@ -14,8 +14,12 @@ Examples::
     gan-toy --preset repository --loss standard --dataset wide_ring
 
 Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`` (with
-the command and its wall time), ``<out>/<name>.csv``, ``<out>/<name>_samples.png`` and,
-with --gif, one GIF per variant and dataset (first seed).
+the commands and their wall times), ``<out>/<name>.csv`` (the table),
+``<out>/<name>_runs.csv`` (one row per run, rewritten after every run),
+``<out>/<name>_samples.png`` and, with --gif, one GIF per variant and dataset (first
+seed). With --append a sweep resumes or grows: runs already in ``_runs.csv`` (made with
+the same settings) are kept and only the missing ones are trained; the lesson's full-
+setting table (figures/toy_full_setting.md) was made that way, seed by seed.
 """
 
 from __future__ import annotations
@@ -84,6 +88,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def _unit_interval(text: str) -> float:
     value = _positive_float(text)
     if value > 1:
@@ -117,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="critic steps per generator step (default: 5 for the Wasserstein family, else 1)")  # fmt: skip
     add("--lr", type=_positive_float, help=f"learning rate of G and D (lesson: {lesson.lr})")
     add("--optimizer", choices=list(OPTIMIZERS), help="optimiser (lesson: adam)")
+    add("--lr_decay_from", type=_fraction,
+        help="decay the lr linearly to 0 from this fraction of the steps on (e.g. 0.5); "
+        "default: constant lr")  # fmt: skip
     add("--latent_size", type=_positive_int, help=f"size of z (lesson: {lesson.latent_dim})")
     add("--batch_size", type=_positive_int, help=f"batch size (lesson: {lesson.batch_size})")
     add("--samples", type=_positive_int,
@@ -159,6 +176,7 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
         "depth": args.depth,
         "num_real_samples": args.samples,
         "n_critic": args.d_updates,
+        "lr_decay_from": args.lr_decay_from,
     }
     settings = dataclasses.replace(
         base,
@@ -196,6 +214,11 @@ def _describe(settings: ToySettings) -> str:
         f"{settings.depth}x{settings.width} MLPs, latent {settings.latent_dim}, "
         f"{settings.optimizer} lr {settings.lr:g}"
         + (f" betas {tuple(settings.betas)}" if settings.optimizer == "adam" else "")
+        + (
+            f", lr decayed linearly to 0 from step {int(settings.lr_decay_from * settings.num_steps)}"
+            if settings.lr_decay_from is not None
+            else ", constant lr"
+        )
         + f", n_critic {n_critic}, "
         f"real samples: {settings.num_real_samples or 'fresh every batch'}, "
         f"metrics on {settings.eval_samples} samples"

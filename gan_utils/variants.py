@@ -216,6 +216,9 @@ class ToySettings:
     optimizer: str = "adam"  # "adam", "rmsprop" (the repository: lr 1e-4) or "sgd"
     lr: float = 1e-3  # learning rate of G and D
     betas: tuple[float, float] = (0.5, 0.9)  # Adam's betas
+    lr_decay_from: float | None = (
+        None  # None: constant lr; f: linear decay to 0 after f * num_steps
+    )
     n_critic: int | None = None  # None: the variant's own (5 for the Wasserstein family)
     clip_value: float | None = None  # None: the variant's own (0.01 for wasserstein_clip)
     topk_gamma: float = 0.99  # top-k: k = max(gamma^epoch * B, nu * B)
@@ -244,6 +247,10 @@ class ToySettings:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if self.clip_value is not None and not self.clip_value > 0:
             raise ValueError(f"clip_value must be None or > 0, got {self.clip_value!r}")
+        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < 1:
+            raise ValueError(
+                f"lr_decay_from must be None or a fraction in [0, 1), got {self.lr_decay_from!r}"
+            )
 
     def epoch_length(self) -> int:
         """Generator steps per top-k epoch: ceil(num_real_samples / batch_size), else 20."""
@@ -334,6 +341,22 @@ def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> Trai
     return variant.train_config(**changes)
 
 
+def linear_lr_decay(lr: float, start: int, num_steps: int) -> Callback:
+    """A training callback: after step t > ``start``, both optimisers use
+    lr * (num_steps - t) / (num_steps - start), reaching 0 at ``num_steps``. A GAN at a
+    constant lr keeps moving around its equilibrium, and its coverage with it; the decay
+    lets the last steps settle."""
+
+    def set_lr(state) -> None:
+        if state.step > start:
+            factor = max(0.0, (num_steps - state.step) / (num_steps - start))
+            for optimizer in (state.g_optimizer, state.d_optimizer):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * factor
+
+    return every(1, set_lr)
+
+
 def train_toy(
     variant: str | Variant,
     dataset: str = "grid",
@@ -387,6 +410,10 @@ def train_toy(
             snapshots.append((state.step, generate(state.generator, z_fixed).numpy()))
 
         all_callbacks.insert(0, every(interval, snapshot))
+
+    if settings.lr_decay_from is not None:
+        start = int(settings.lr_decay_from * settings.num_steps)
+        all_callbacks.insert(0, linear_lr_decay(settings.lr, start, settings.num_steps))
 
     diverged = False
     history = History()

@@ -62,12 +62,14 @@ def test_all_selects_the_ten_variants_and_flags_set_the_settings():
     args = parser.parse_args(
         ["--latent_size", "8", "--d_updates", "3", "--lr", "0.001", "--samples", "10000"]
         + ["--batch_size", "500", "--epochs", "7", "--optimizer", "rmsprop"]
+        + ["--lr_decay_from", "0.5"]
     )
     assert [v.name for v in variants_from_args(args, parser)] == list(VARIANTS)
     settings = settings_from_args(args)
     assert (settings.latent_dim, settings.n_critic, settings.lr) == (8, 3, 0.001)
     assert settings.num_steps == 7 * 20  # an epoch: 10,000 samples / batch 500 = 20 steps
     assert settings.optimizer == "rmsprop" and settings.num_real_samples == 10_000
+    assert settings.lr_decay_from == 0.5
     args = parser.parse_args(["--epochs", "7", "--steps", "33"])
     assert settings_from_args(args).num_steps == 33  # --steps wins
     args = parser.parse_args(["--preset", "repository"])
@@ -86,6 +88,7 @@ def test_all_selects_the_ten_variants_and_flags_set_the_settings():
         (["--lr", "-1"], ["--lr", "number > 0"]),
         (["--seeds", "x"], ["--seeds", "integer >= 0"]),
         (["--topk_nu", "1.5"], ["--topk_nu", "(0, 1]"]),
+        (["--lr_decay_from", "1"], ["--lr_decay_from", "[0, 1)"]),
         (["--clip_weights", "-0.1"], ["--clip_weights", ">= 0"]),
         (["--preset", "huge"], ["--preset", "lesson", "repository"]),
     ],

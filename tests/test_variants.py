@@ -12,7 +12,7 @@ import torch
 
 from gan_utils.data import grid
 from gan_utils.mode_coverage import ModeCoverage
-from gan_utils.train import train
+from gan_utils.train import every, train
 from gan_utils.variants import (
     ALIASES,
     REPOSITORY_SETTINGS,
@@ -272,3 +272,20 @@ def test_sweep_in_worker_processes_matches_the_sequential_sweep():
     )
     with pytest.raises(ValueError, match="workers"):
         sweep(names, ["ring"], [0], settings, workers=0)
+
+
+def test_linear_lr_decay_after_a_fraction_of_training_reaches_zero():
+    seen = []
+
+    def record(state):
+        groups = state.g_optimizer.param_groups + state.d_optimizer.param_groups
+        seen.append({group["lr"] for group in groups})
+
+    settings = dataclasses.replace(TINY, num_steps=6, lr=1e-3, lr_decay_from=0.5)
+    train_toy("hinge", "ring", 0, settings, callbacks=[every(1, record)])
+    # the lr of the step after step t: constant up to step 3, then 2/3, 1/3, 0 of it
+    expected = [1e-3, 1e-3, 1e-3, 1e-3 * 2 / 3, 1e-3 / 3, 0.0]
+    assert all(len(s) == 1 for s in seen)  # G and D share it
+    assert [s.pop() for s in seen] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="lr_decay_from"):
+        dataclasses.replace(TINY, lr_decay_from=1.0).validate()
