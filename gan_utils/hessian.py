@@ -40,10 +40,9 @@ float64 whatever the operator's dtype.
 orthogonality of :math:`Q_m` as soon as a Ritz value converges (Paige 1971): the converged
 direction creeps back into the basis and the same eigenvalue shows up again as a spurious
 copy (a *ghost*). Full reorthogonalisation subtracts the components along all previous
-vectors at every step (classical Gram-Schmidt, a second pass when cancellation calls
-for it),
-:math:`w \leftarrow w - Q_j (Q_j^\top w)`, which keeps :math:`Q_m` orthonormal to rounding
-and removes the ghosts. ``reorthogonalize=False`` shows the plain recurrence.
+vectors at every step, :math:`w \leftarrow w - Q_j (Q_j^\top w)` (classical Gram-Schmidt,
+with a second pass when cancellation calls for it), which keeps :math:`Q_m` orthonormal to
+rounding and removes the ghosts. ``reorthogonalize=False`` shows the plain recurrence.
 
 *Breakdown.* :math:`\beta_j \approx 0` means :math:`\mathcal K_j` is an invariant subspace:
 its Ritz values are exact eigenvalues. With reorthogonalisation the iteration restarts
@@ -654,7 +653,10 @@ def spectrum_callback(
     Every ``every_steps`` generator steps it adds a history row with ``g_eig_1`` ..
     ``g_eig_k`` (generator loss over G's parameters, best first for ``which``),
     ``d_eig_1`` .. ``d_eig_k`` (critic loss over D's parameters), ``g_hvps`` / ``d_hvps``
-    (Hessian-vector products used) and ``spectrum_seconds``.
+    (Hessian-vector products used), ``g_converged`` / ``d_converged`` (1.0 when Lanczos
+    reached ``tol``) and ``spectrum_seconds``. The losses are the run's ``config.loss``
+    on the whole batch: the top-k selection, gradient penalty, label smoothing and noisy
+    labels are left out.
 
     The batch is the same at every call (z from the run's prior and real samples from
     ``data``, drawn with the RNG seeded by ``seed``), so the curves show the change of

@@ -27,12 +27,13 @@ backward pass and before G's optimiser step (``train``'s ``grad_hook``):
   step). With Adam, the momentum of that tensor still moves it for a while.
 * ``mode="monitor"``: compute, select and log, but change nothing (the control run).
 
-What that repository got wrong, and this module does differently: it called
+What that repository got wrong (our reading of its code), and this module does
+differently: it called
 ``scipy.sparse.linalg.eigsh(..., mode='LA')`` where ``which='LA'`` was meant (``mode`` is
 the shift-invert mode and is ignored without ``sigma``, so eigsh returned its default,
 the largest-*magnitude* eigenvalues, which may be large negative ones: directions of
 negative curvature, not sharp minima); it nudged the gradients *before* the backward
-pass, which then overwrote them, so the nudge had no effect; and it located the
+pass, which then filled them in afresh, so the nudge had no effect; and it located the
 eigenvector's largest entry without an absolute value, although an eigenvector's sign is
 arbitrary (so which tensor was picked was a coin flip).
 
@@ -47,9 +48,12 @@ refresh; call ``remove()`` after training to detach that hook.
 Cost: one spectrum per N steps, i.e. ``nu_hvps`` Hessian-vector products (about one
 backward pass each) every N steps; projection adds :math:`O(n s)` per step.
 
-Checkpoints do not hold the cached eigenvectors: a resumed run recomputes them at its
-first step, which reproduces the uninterrupted run exactly when the checkpoint's step is
-a multiple of N (the eigenpairs would be refreshed at that step anyway).
+Checkpoints do not hold the cached eigenvectors: a resumed run (with a new hook)
+recomputes them at its first step, which trains exactly like the uninterrupted run when
+the checkpoint's step is a multiple of N (the eigenpairs would be refreshed at that step
+anyway); only the interval averages of the first row after the resume are lost (NaN).
+The Hessian batches are drawn with their own seed and the global RNG state is restored,
+so "monitor" mode trains exactly like a run without the hook.
 """
 
 from __future__ import annotations

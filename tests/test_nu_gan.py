@@ -239,3 +239,25 @@ def test_batch_norm_generator_keeps_its_running_statistics():
     hook(state)  # would fail if the buffers were restored before the last product
     assert torch.equal(running, generator[1].running_mean)
     assert hook.basis is not None and hook.basis.shape[1] == 2
+
+
+def test_resume_at_a_refresh_step_trains_like_the_uninterrupted_run(tmp_path):
+    data = ring()
+    settings = NuGANConfig(every_steps=3, k=2, threshold=-np.inf)
+    config = dataclasses.replace(CONFIG, num_steps=6, log_every=3, optimizer="adam")
+    generator, critic = tiny_gan()
+    whole = train(generator, critic, data, config, grad_hook=NuGANHook(settings))
+    whole_weights = list(generator.state_dict().values())
+
+    generator, critic = tiny_gan()
+    path = tmp_path / "nu_gan.pt"
+    first = dataclasses.replace(config, num_steps=3)
+    train(generator, critic, data, first, checkpoint_path=path, grad_hook=NuGANHook(settings))
+    generator, critic = tiny_gan(seed=1)  # other weights: all of it must come from the file
+    resumed = train(
+        generator, critic, data, config, resume_from=path, grad_hook=NuGANHook(settings)
+    )
+    assert np.array_equal(whole.series("g_loss")[1], resumed.series("g_loss")[1])
+    assert np.array_equal(whole.series("nu_eig_1")[1], resumed.series("nu_eig_1")[1])
+    weights = list(generator.state_dict().values())
+    assert all(torch.equal(a, b) for a, b in zip(whole_weights, weights, strict=True))
