@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -456,14 +455,6 @@ def load_generator(
     )
 
 
-def metrics_summary(metrics: dict[str, Any], digits: int = 3) -> dict[str, Any]:
-    """Round the floats of a metrics dict for display (NaN kept)."""
-    return {
-        k: (round(v, digits) if isinstance(v, float) and math.isfinite(v) else v)
-        for k, v in metrics.items()
-    }
-
-
 __all__ = [
     "DIGIT_KEYS",
     "EVAL_KEYS",
@@ -477,7 +468,6 @@ __all__ = [
     "latent_walk",
     "load_generator",
     "mean_pairwise_distance",
-    "metrics_summary",
     "resolve_builder",
     "sample_latent_with",
     "save_generator",
