@@ -88,11 +88,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _fraction(text: str) -> float:
+def _fraction(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a number in [0, 1) or 'none', got {text!r}"
+        ) from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
@@ -131,9 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="critic steps per generator step (default: 5 for the Wasserstein family, else 1)")  # fmt: skip
     add("--lr", type=_positive_float, help=f"learning rate of G and D (lesson: {lesson.lr})")
     add("--optimizer", choices=list(OPTIMIZERS), help="optimiser (lesson: adam)")
-    add("--lr_decay_from", type=_fraction,
-        help="decay the lr linearly to 0 from this fraction of the steps on (e.g. 0.5); "
-        "default: constant lr")  # fmt: skip
+    add("--lr_decay_from", type=_fraction, default=argparse.SUPPRESS,
+        help="decay the lr linearly to 0 from this share of the steps on; 'none': constant "
+        "lr (lesson: 0.5; repository preset: none)")  # fmt: skip
     add("--latent_size", type=_positive_int, help=f"size of z (lesson: {lesson.latent_dim})")
     add("--batch_size", type=_positive_int, help=f"batch size (lesson: {lesson.batch_size})")
     add("--samples", type=_positive_int,
@@ -176,11 +180,13 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
         "depth": args.depth,
         "num_real_samples": args.samples,
         "n_critic": args.d_updates,
-        "lr_decay_from": args.lr_decay_from,
     }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if hasattr(args, "lr_decay_from"):  # given on the command line (None: constant lr)
+        changes["lr_decay_from"] = args.lr_decay_from
     settings = dataclasses.replace(
         base,
-        **{k: v for k, v in changes.items() if v is not None},
+        **changes,
         topk_gamma=args.topk_gamma,
         topk_nu=args.topk_nu,
         eval_samples=args.eval_samples,

@@ -216,9 +216,7 @@ class ToySettings:
     optimizer: str = "adam"  # "adam", "rmsprop" (the repository: lr 1e-4) or "sgd"
     lr: float = 1e-3  # learning rate of G and D
     betas: tuple[float, float] = (0.5, 0.9)  # Adam's betas
-    lr_decay_from: float | None = (
-        None  # None: constant lr; f: linear decay to 0 after f * num_steps
-    )
+    lr_decay_from: float | None = 0.5  # lr decays linearly to 0 after this share (None: off)
     n_critic: int | None = None  # None: the variant's own (5 for the Wasserstein family)
     clip_value: float | None = None  # None: the variant's own (0.01 for wasserstein_clip)
     topk_gamma: float = 0.99  # top-k: k = max(gamma^epoch * B, nu * B)
@@ -274,6 +272,7 @@ REPOSITORY_SETTINGS = ToySettings(
     depth=4,
     optimizer="rmsprop",
     lr=1e-4,
+    lr_decay_from=None,
     num_real_samples=10_000,
 )  # the Mode_Collapse repository's settings (its README's defaults)
 

@@ -72,9 +72,12 @@ def test_all_selects_the_ten_variants_and_flags_set_the_settings():
     assert settings.lr_decay_from == 0.5
     args = parser.parse_args(["--epochs", "7", "--steps", "33"])
     assert settings_from_args(args).num_steps == 33  # --steps wins
+    assert settings_from_args(args).lr_decay_from == 0.5  # the lesson's default
+    assert settings_from_args(parser.parse_args(["--lr_decay_from", "none"])).lr_decay_from is None
     args = parser.parse_args(["--preset", "repository"])
     repository = settings_from_args(args)
     assert (repository.width, repository.depth, repository.batch_size) == (256, 4, 500)
+    assert repository.lr_decay_from is None and repository.lr == 1e-4
 
 
 @pytest.mark.parametrize(
