@@ -264,6 +264,7 @@ class NuGANHook:
                     max_iterations=config.max_iterations,
                     tol=config.tol,
                     seed=config.seed,
+                    measure_orthogonality=False,
                 )
         operator.release()
         values = result.eigenvalues
