@@ -45,6 +45,8 @@ def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
         assert (figures_dir() / f"04_fixed_noise_{architecture}_wgan_gp.gif").is_file()
     for output in ("tanh", "sigmoid"):
         assert 0 <= results[f"dense_{output}_saturated_share"] <= 1
+        assert 1 <= results[f"dense_{output}_classes_covered"] <= 10
+    assert results["dense_tanh_is"] == results["dense_z2_is"]  # the same run
     assert results["real_digit_saturated_share"] > 0.5  # MNIST's black background
     assert results["colour_source"] == "sklearn"
     assert 0 <= results["colour_saturated_share_generated"] <= 1
