@@ -24,10 +24,13 @@ an epoch = ``steps_per_epoch`` generator steps; the Mode_Collapse repository's 1
 samples at batch 500 make 20). The repository's loss names (standard, non-saturating,
 least-squares, wasserstein-gp) are accepted as aliases.
 
-``train_toy`` trains one (variant, dataset, seed) and returns the metrics of
-``gan_utils.mode_coverage`` on 2,500 samples, sample snapshots and steps/s; ``sweep``
-repeats it and summarises mean +/- std over seeds. Used by the notebook, ``gan-toy`` and
-``gan_utils.widgets``.
+``train_toy`` trains one (variant, dataset, seed) with ``ToySettings`` (sizes, budget,
+optimiser; by default Adam at lr 1e-3 decaying linearly to 0 over the second half of the
+steps, which lets the last steps settle instead of jittering around the modes) and
+returns the metrics of ``gan_utils.mode_coverage`` on 2,500 samples, sample snapshots
+and steps/s. ``train_many`` runs a list of them, optionally in worker processes (one per
+core); ``sweep`` does variants x datasets x seeds and ``SweepResult`` summarises mean +/-
+std over seeds. Used by lesson 02, ``gan-toy`` and ``gan_utils.widgets``.
 """
 
 from __future__ import annotations
