@@ -13,7 +13,6 @@ TINY = ["--steps", "4", "--batch_size", "16", "--width", "8", "--depth", "1"]
 TINY += ["--eval_samples", "100", "--device", "cpu", "--quiet"]
 
 
-@pytest.mark.slow
 def test_runs_and_writes_table_csv_plot_and_gifs(tmp_path, capsys):
     argv = ["--loss", "hinge", "least-squares", "--dataset", "ring", "grid"]
     argv += ["--seeds", "0", "1", "--gif", "--plot_frequency", "1", "--out", str(tmp_path), *TINY]

@@ -12,7 +12,6 @@ from gan_utils.widgets import ToyExplorer, toy_explorer
 TINY = ToySettings(width=8, depth=1, batch_size=16, eval_samples=200, device="cpu")
 
 
-@pytest.mark.slow
 def test_train_updates_plot_progress_and_metrics():
     explorer = toy_explorer(TINY, refresh_every=5)
     explorer.variant.value = "hinge"
