@@ -18,6 +18,7 @@ TINY = {
     "latent_steps": 6,
     "repository_steps": 2,
     "workers": 1,
+    "threads": 1,
     "device": "cpu",
 }
 
