@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LESSONS ?=
 PYTEST_ARGS ?=
+# One OpenMP thread per process: the lessons' networks are small, and on a 2-core machine
+# two spinning threads per kernel were measured 5-20x slower once anything else runs.
+# Override with `make run OMP_NUM_THREADS=4` on a larger machine.
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup run test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
