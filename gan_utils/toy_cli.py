@@ -109,13 +109,22 @@ def _unit_interval(text: str) -> float:
     return value
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show a default only where there is one worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``gan-toy``."""
     parser = argparse.ArgumentParser(
         prog="gan-toy",
         description="Train GAN variants on 2-D Gaussian mixtures and measure mode collapse "
-        "(modes covered, %% high quality, KL to uniform on 2,500 samples).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "(modes covered, % high quality, KL to uniform on 2,500 samples).",
+        formatter_class=_Formatter,
     )
     lesson = ToySettings()
     add = parser.add_argument
