@@ -304,17 +304,31 @@ def main(argv: list[str] | None = None) -> int:
     if previous:
         print(f"--append: {len(previous)} runs already in {runs_path}, {len(jobs)} to train")
     new_runs: list[ToyRun] = []
+    entry = {"command": command, "wall_time_s": 0, "runs": 0, "finished": False}
+    if jobs:  # a command that trains nothing is not worth a line
+        commands.append(entry)
+    started = time.perf_counter()
+
+    def save_progress(finished: bool = False) -> None:
+        # after every run, so an interrupted sweep keeps its runs and its time so far
+        write_runs_csv(_ordered(previous + new_runs), runs_path, described)
+        if jobs:
+            entry.update(
+                wall_time_s=round(time.perf_counter() - started),
+                runs=len(new_runs),
+                finished=finished,
+            )
+            commands_path.write_text(json.dumps(commands, indent=1))
 
     def on_run(run: ToyRun) -> None:
         report(run)
         new_runs.append(run)
-        write_runs_csv(_ordered(previous + new_runs), runs_path, described)  # resumable
+        save_progress()
 
-    started = time.perf_counter()
+    save_progress()
     train_many(jobs, args.workers, on_run)
     wall_time = time.perf_counter() - started
-    commands.append({"command": command, "wall_time_s": round(wall_time), "runs": len(new_runs)})
-    commands_path.write_text(json.dumps(commands, indent=1))
+    save_progress(finished=True)
     all_runs = _ordered(previous + new_runs)
     write_runs_csv(all_runs, runs_path, described)
     result = SweepResult(all_runs)
@@ -328,7 +342,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Command" + ("s" if len(commands) > 1 else "") + " (with wall time):",
         "",
-        *[f"* `{c['command']}` ({c['wall_time_s']} s, {c['runs']} runs)" for c in commands],
+        *[
+            f"* `{c['command']}` ({c['wall_time_s']} s, {c['runs']} runs"
+            + ("" if c.get("finished", True) else "; interrupted, time up to its last run")
+            + (f"; {c['note']}" if c.get("note") else "")
+            + ")"
+            for c in commands
+        ],
         "",
         f"Settings: {described}.",
         "",

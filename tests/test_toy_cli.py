@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
@@ -121,6 +122,10 @@ def test_append_resumes_a_sweep_and_refuses_other_settings(tmp_path, capsys):
     assert [(r["variant"], r["seed"]) for r in runs] == [("hinge", "0"), ("hinge", "1")]
     assert "| hinge | ring | 2 |" in (tmp_path / "toy_results.md").read_text()
     assert (tmp_path / "toy_results.md").read_text().count("* `gan-toy") == 2
+    commands = json.loads((tmp_path / "toy_results_commands.json").read_text())
+    assert [(c["runs"], c["finished"]) for c in commands] == [(1, True), (1, True)]
+    assert main([*base, "--seeds", "0", "1", "--append"]) == 0  # nothing left to train
+    assert len(json.loads((tmp_path / "toy_results_commands.json").read_text())) == 2
     with pytest.raises(SystemExit):
         main([*base, "--seeds", "2", "--append", "--lr", "0.5"])
     assert "other settings" in capsys.readouterr().err
