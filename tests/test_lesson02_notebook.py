@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gan_utils.paths import committed_figures_dir
 from gan_utils.variants import VARIANTS
 
 TINY = {
@@ -47,3 +48,5 @@ def test_lesson02_runs_at_tiny_settings_and_records_its_results(run_notebook):
     assert set(results["steps_per_second_grid"]) == set(VARIANTS)
     assert set(results["steps_per_second_repository_settings"]) == {"minimax", "wgan_gp"}
     assert results["wall_time_s"] > 0 and results["cpu_time_s"] > 0
+    if (committed_figures_dir() / "toy_full_setting.csv").is_file():  # the committed table is read
+        assert results["full_setting_best"].split(":")[0] in VARIANTS
