@@ -16,8 +16,8 @@ Examples::
 Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`` (with
 the commands and their wall times), ``<out>/<name>.csv`` (the table),
 ``<out>/<name>_runs.csv`` (one row per run, rewritten after every run),
-``<out>/<name>_samples.png`` and, with --gif, one GIF per variant and dataset (first
-seed). With --append a sweep resumes or grows: runs already in ``_runs.csv`` (made with
+``<out>/<name>_samples.png`` (final samples of the first seed; not with --append onto
+earlier runs) and, with --gif, one GIF per variant and dataset (first seed). With --append a sweep resumes or grows: runs already in ``_runs.csv`` (made with
 the same settings) are kept and only the missing ones are trained; the lesson's full-
 setting table (figures/toy_full_setting.md) was made that way, seed by seed.
 """
@@ -363,18 +363,19 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"{args.name}.md").write_text("\n".join(header) + "\n" + table + "\n")
     result.write_csv(out / f"{args.name}.csv")
     first = [r for r in new_runs if r.seed == min(r.seed for r in new_runs)] if new_runs else []
-    if first:
+    written = [f"{args.name}.md", f"{args.name}.csv", f"{args.name}_runs.csv"]
+    if first and not previous:  # with --append the new runs alone would be a partial picture
         fig = toy_plots.plot_final_samples(first)
+        fig.suptitle(f"Final samples, seed {first[0].seed}", y=1.02)
         fig.savefig(out / f"{args.name}_samples.png", dpi=75, bbox_inches="tight")
         matplotlib.pyplot.close(fig)
+        written.append(f"{args.name}_samples.png")
     if args.gif:
         for run in first:
             path = out / f"{args.name}_{run.variant}_{run.dataset}.gif"
             _save_gif(toy_plots.snapshot_frames(run), path)
-    print(
-        f"wrote {out / args.name}.md, .csv, _runs.csv, _samples.png"
-        + (" and GIFs" if args.gif else "")
-    )
+            written.append(path.name)
+    print(f"wrote {', '.join(written)} in {out}")
     return 0
 
 
