@@ -30,8 +30,10 @@ gives the same weights bit for bit (tested).
 
 **Trained generators for later lessons.** ``save_generator`` writes the generator's
 weights *and* how to rebuild it (builder ``"module:function"`` + keyword arguments, the
-``TrainConfig`` as a dict) to ``gan_utils.checkpoints.model_checkpoint_path(lesson,
-model, loss, latent_dim, seed)``; ``load_generator`` rebuilds it from there.
+training config as a dict and its class, ``TrainConfig`` for lessons 04 and 06,
+``DistGANConfig`` for lesson 05) to ``gan_utils.checkpoints.model_checkpoint_path(lesson,
+model, loss, latent_dim, seed)``; ``load_generator`` rebuilds the generator and the config
+from there (checkpoints written before the class was stored hold a ``TrainConfig``).
 
 **Image diagnostics** for the colour experiment: ``saturated_share`` (pixels pinned at
 the ends of [-1, 1]) and ``mean_pairwise_distance`` (diversity of a sample set).
@@ -60,13 +62,14 @@ from .metrics import (
     fid_from_stats,
     inception_score,
 )
-from .train import LATENT_PRIORS, TrainConfig, TrainState
+from .train import LATENT_PRIORS, TrainState
 
 EVAL_SAMPLES = 1000  # N: generated images scored per evaluation in lesson 04 (10 splits of 100)
 IS_SPLITS = 10  # Inception Score splits
 MIN_SHARE = 0.02  # a digit is covered when >= 2 % of the samples are classified as it
 GRID_SIZE = 64  # images in the fixed-noise grid (8 x 8)
-CHECKPOINT_FORMAT = 1  # of save_generator's payload
+CHECKPOINT_FORMAT = 1  # of save_generator's payload (format 1 + "config_class" since lesson 05)
+DEFAULT_CONFIG_CLASS = "gan_utils.train:TrainConfig"  # of checkpoints without "config_class"
 SATURATION_THRESHOLD = 0.98  # |x| at or above this counts as a saturated pixel
 IMAGE_KEYS = ("epoch", "eval_samples", "saturated_share", "grid_distance")
 DIGIT_KEYS = ("is_mean", "is_std", "classes_covered", "kl_to_uniform")
@@ -338,6 +341,39 @@ def _builder_string(builder: str | Callable) -> str:
     return name
 
 
+def _config_class_name(config: Any) -> str:
+    """``"module:ClassName"`` of a training config; ValueError unless it can be stored."""
+    cls = type(config)
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ValueError(
+            "config must be a training config dataclass (TrainConfig, DistGANConfig), "
+            f"got {cls.__name__}"
+        )
+    missing = [f for f in ("latent_dim", "seed") if not hasattr(config, f)]
+    if missing or not name.startswith("gan_utils."):
+        raise ValueError(
+            "config must be a dataclass of the gan_utils package with latent_dim and seed "
+            f"fields (TrainConfig, DistGANConfig), got {cls.__name__}"
+            + (f" without {missing}" if missing else "")
+        )
+    return name
+
+
+def resolve_config_class(name: str) -> type:
+    """The config dataclass named ``"gan_utils.<module>:<ClassName>"`` (as stored)."""
+    module_name, _, class_name = name.partition(":")
+    if not module_name.startswith("gan_utils.") or not class_name:
+        raise ValueError(f"config class must be 'gan_utils.<module>:<ClassName>', got {name!r}")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"config class {name!r} does not exist in this gan_utils") from error
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"config class {name!r} is not a dataclass")
+    return cls
+
+
 def resolve_builder(name: str) -> Callable[..., nn.Module]:
     """The function named ``"gan_utils.<module>:<function>"``."""
     module_name, _, function_name = _builder_string(name).partition(":")
@@ -352,7 +388,7 @@ def save_generator(
     lesson: str,
     model: str,
     loss: str,
-    config: TrainConfig,
+    config: Any,
     builder: str | Callable,
     builder_kwargs: dict[str, Any],
     metrics: dict[str, Any] | None = None,
@@ -362,14 +398,17 @@ def save_generator(
 
     The path is ``model_checkpoint_path(lesson, model, loss, config.latent_dim,
     config.seed)``. ``loss`` names the variant (e.g. "wasserstein_clip" and "wgan_gp" both
-    train with ``config.loss = "wasserstein"``), so it may differ from ``config.loss``.
+    train with ``config.loss = "wasserstein"``; lesson 05 saves "dist_gan"), so it may
+    differ from ``config.loss``.
 
     Args:
         generator: the trained network.
         lesson: the notebook stem, e.g. "04_vanilla_gan".
         model: a short model name without spaces, e.g. "dcgan".
         loss: the variant's name.
-        config: the ``TrainConfig`` it was trained with (stored with ``asdict``).
+        config: the config it was trained with: a ``TrainConfig``, a ``DistGANConfig``, or
+            any dataclass of the gan_utils package with ``latent_dim`` and ``seed`` fields
+            (stored with ``asdict``, with its class as ``"module:ClassName"``).
         builder: the function that built it (or its "module:function" name).
         builder_kwargs: the keyword arguments it was built with.
         metrics: final scores to keep with it (e.g. IS at N samples).
@@ -378,8 +417,7 @@ def save_generator(
     Returns:
         The checkpoint's path.
     """
-    if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    config_class = _config_class_name(config)
     name = _builder_string(builder)
     if builder_kwargs.get("latent_dim", config.latent_dim) != config.latent_dim:
         raise ValueError(
@@ -395,6 +433,7 @@ def save_generator(
         "builder": name,
         "builder_kwargs": dict(builder_kwargs),
         "config": asdict(config),
+        "config_class": config_class,
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
         "metrics": dict(metrics or {}),
         "history": history.to_list() if history is not None else [],
@@ -407,7 +446,7 @@ class SavedGenerator:
     """A generator rebuilt by ``load_generator`` and what it was trained with."""
 
     generator: nn.Module  # in evaluation mode
-    config: TrainConfig
+    config: Any  # TrainConfig (lessons 04, 06) or DistGANConfig (lesson 05), as saved
     builder: str
     builder_kwargs: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -424,6 +463,10 @@ def load_generator(
     device: str | torch.device = "cpu",
 ) -> SavedGenerator:
     """Rebuild the generator ``save_generator`` stored for (lesson, model, loss, latent_dim, seed).
+
+    The config comes back as the class it was saved from (``SavedGenerator.config``: a
+    ``TrainConfig`` or a ``DistGANConfig``); checkpoints without a stored class (lesson
+    04's first ones) hold a ``TrainConfig``. Fields unknown to the class are dropped.
 
     Raises:
         FileNotFoundError: naming the path and the notebook that creates it.
@@ -442,8 +485,10 @@ def load_generator(
     generator = resolve_builder(payload["builder"])(**payload["builder_kwargs"])
     generator.load_state_dict(payload["generator"])
     generator.to(device).eval()
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in payload["config"].items() if k in known})
+    config_class = resolve_config_class(payload.get("config_class", DEFAULT_CONFIG_CLASS))
+    known = {f.name for f in dataclasses.fields(config_class)}
+    saved_config = payload["config"]
+    config = config_class(**{k: v for k, v in saved_config.items() if k in known})
     return SavedGenerator(
         generator=generator,
         config=config,
@@ -469,6 +514,7 @@ __all__ = [
     "load_generator",
     "mean_pairwise_distance",
     "resolve_builder",
+    "resolve_config_class",
     "sample_latent_with",
     "save_generator",
     "saturated_share",

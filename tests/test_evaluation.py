@@ -247,3 +247,87 @@ def test_mean_pairwise_distance_against_scipy():
     assert mean_pairwise_distance(images[:1].repeat(5, 1, 1, 1)) == 0.0  # one output repeated
     with pytest.raises(ValueError, match="at least 2"):
         mean_pairwise_distance(images[:1])
+
+
+def test_a_dist_gan_generator_round_trips_with_its_config_class():
+    from gan_utils.dist_gan import DistGANConfig
+
+    pair = small_pair("dcgan", latent_dim=3)
+    config = DistGANConfig(latent_dim=3, num_steps=7, seed=4, lambda_r=0.5, progress=False)
+    path = save_generator(
+        pair.generator,
+        "05_dist_gan",
+        "dcgan",
+        "dist_gan",
+        config,
+        pair.generator_builder,
+        pair.generator_kwargs,
+        metrics={"is_mean": 2.0},
+    )
+    assert path == model_checkpoint_path("05_dist_gan", "dcgan", "dist_gan", 3, 4)
+    assert torch.load(path, weights_only=False)["config_class"] == (
+        "gan_utils.dist_gan:DistGANConfig"
+    )
+    saved = load_generator("05_dist_gan", "dcgan", "dist_gan", latent_dim=3, seed=4)
+    assert isinstance(saved.config, DistGANConfig)
+    assert saved.config == config and saved.config.lambda_r == 0.5
+    pair.generator.eval()
+    z = torch.rand(4, 3) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(saved.generator(z), pair.generator(z), rtol=0, atol=0)
+
+
+def test_a_lesson_04_checkpoint_without_a_config_class_loads_as_a_train_config():
+    pair = small_pair("dense")
+    config = small_config(seed=2)
+    path = save_generator(
+        pair.generator,
+        "04_vanilla_gan",
+        "dense",
+        "non_saturating",
+        config,
+        pair.generator_builder,
+        pair.generator_kwargs,
+    )
+    payload = torch.load(path, weights_only=False)
+    del payload["config_class"]  # as lesson 04 wrote them before lesson 05
+    payload["config"]["retired_field"] = 1  # a field this TrainConfig no longer has
+    torch.save(payload, path)
+    saved = load_generator("04_vanilla_gan", "dense", "non_saturating", latent_dim=2, seed=2)
+    assert isinstance(saved.config, TrainConfig) and saved.config == config
+
+
+@pytest.mark.parametrize(
+    "config",
+    [{"latent_dim": 2, "seed": 0}, 3, TrainConfig],
+    ids=["dict", "number", "class"],
+)
+def test_save_rejects_a_config_that_is_not_a_config_instance(config):
+    pair = small_pair("dense")
+    with pytest.raises(ValueError, match="config"):
+        save_generator(
+            pair.generator,
+            "05_dist_gan",
+            "dense",
+            "dist_gan",
+            config,
+            pair.generator_builder,
+            pair.generator_kwargs,
+        )
+
+
+def test_save_rejects_a_dataclass_without_latent_dim_or_seed():
+    from gan_utils.metrics import FeatureStatistics
+
+    pair = small_pair("dense")
+    stats = FeatureStatistics(np.zeros(2), np.eye(2), 2)
+    with pytest.raises(ValueError, match="latent_dim and seed"):
+        save_generator(
+            pair.generator,
+            "05_dist_gan",
+            "dense",
+            "dist_gan",
+            stats,
+            pair.generator_builder,
+            pair.generator_kwargs,
+        )
