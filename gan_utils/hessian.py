@@ -521,6 +521,55 @@ def top_eigenpairs(
         operator.release()
 
 
+def dense_hessian(
+    loss_fn: Callable[[Callable[..., Tensor]], Tensor], module: nn.Module, max_params: int = 4000
+) -> Tensor:
+    """The full Hessian of a loss over a module's trainable parameters, as an (n, n) matrix.
+
+    A reference for small models only (n^2 numbers, n backward passes): it differentiates
+    twice with ``torch.autograd.functional.hessian`` through a *functional* copy of the
+    module (``torch.func.functional_call`` with the parameters taken from one flat
+    vector), independently of ``HessianOperator``. The module's buffers are restored.
+
+    Args:
+        loss_fn: maps a stand-in for the module (call it like the module) to the scalar
+            loss, e.g. ``lambda g: loss.generator(critic(g(z)).reshape(-1))``.
+        module: whose trainable parameters, flattened in ``parameters()`` order (as in
+            ``HessianOperator(loss, module)``), are the variables.
+        max_params: refuse larger models (the matrix would not fit a lesson's memory).
+
+    Returns:
+        The symmetric Hessian, shape (n, n), in the parameters' dtype.
+    """
+    named = [(name, p) for name, p in module.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("module must have at least one parameter that requires grad")
+    n = sum(p.numel() for _, p in named)
+    if n > _check_int("max_params", max_params):
+        raise ValueError(
+            f"module has {n:,} parameters, more than max_params={max_params:,}: the full "
+            "Hessian is for small reference models (use lanczos on a HessianOperator)"
+        )
+    names = [name for name, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    theta0 = torch.cat([p.detach().reshape(-1) for _, p in named])
+
+    def loss_of(theta: Tensor) -> Tensor:
+        tensors = {
+            name: part.reshape(shape)
+            for name, part, shape in zip(names, theta.split(sizes), shapes, strict=True)
+        }
+
+        def stand_in(*args, **kwargs):
+            return torch.func.functional_call(module, tensors, args, kwargs)
+
+        return loss_fn(stand_in)
+
+    with preserved_buffers(module):
+        return torch.autograd.functional.hessian(loss_of, theta0)
+
+
 # ---- GAN losses and their spectra -------------------------------------------------------------
 @contextlib.contextmanager
 def preserved_buffers(*modules: nn.Module) -> Iterator[None]:
@@ -730,6 +779,7 @@ __all__ = [
     "LanczosResult",
     "critic_loss",
     "default_max_iterations",
+    "dense_hessian",
     "draw_batch",
     "gan_hessian_spectra",
     "generator_loss",

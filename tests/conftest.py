@@ -51,3 +51,12 @@ def run_notebook(tmp_path):
 
 def notebook_path(name: str) -> Path:
     return NOTEBOOKS / f"{name}.ipynb"
+
+
+@pytest.fixture
+def float64():
+    """float64 as torch's default dtype inside the test (Hessian references to 1e-6)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

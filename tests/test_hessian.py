@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 import torch
+from tiny_gans import tiny_gan
 from torch import nn
 
 from gan_utils.data import ring
 from gan_utils.hessian import (
     HessianOperator,
+    dense_hessian,
     gan_hessian_spectra,
     hessian_vector_product,
     lanczos,
@@ -20,18 +22,9 @@ from gan_utils.hessian import (
     top_eigenpairs,
 )
 from gan_utils.losses import get_loss
-from gan_utils.models import mlp_critic, mlp_generator
 from gan_utils.train import TrainConfig, train
 
 RTOL = 1e-6
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
 
 
 def small_regression(seed=0):
@@ -296,15 +289,6 @@ def test_unused_and_linear_parameters_have_zero_curvature(float64):
     assert operator.param_index(3) == 1 and operator.param_index(8) == 2
 
 
-def tiny_gan(seed=0, batch_norm=False, spectral_norm=False):
-    torch.manual_seed(seed)
-    generator = mlp_generator(2, 2, width=6, depth=1, activation="tanh")
-    if batch_norm:
-        generator = nn.Sequential(nn.Linear(2, 6), nn.BatchNorm1d(6), nn.Tanh(), nn.Linear(6, 2))
-    critic = mlp_critic(2, width=6, depth=1, activation="tanh", spectral_norm=spectral_norm)
-    return generator, critic
-
-
 def test_gan_spectra_match_the_full_hessians_and_leave_buffers_alone(float64):
     generator, critic = tiny_gan(batch_norm=True)
     z, real = torch.randn(16, 2), torch.randn(16, 2)
@@ -366,3 +350,31 @@ def test_spectrum_callback_logs_and_leaves_training_unchanged():
     loss = get_loss(CONFIG.loss)
     hessian = full_hessian(generator, lambda g: loss.generator(critic(g(z)).reshape(-1)))
     assert g1[-1] == pytest.approx(np.linalg.eigvalsh(hessian.astype(np.float64))[-1], rel=1e-3)
+
+
+def test_dense_hessian_matches_the_written_out_reference(float64):
+    net, x, loss_of = small_regression()
+    expected = full_hessian(net, lambda model: loss_of(model(x)))
+    np.testing.assert_allclose(
+        dense_hessian(lambda model: loss_of(model(x)), net).numpy(),
+        expected,
+        rtol=1e-10,
+        atol=1e-12,
+    )
+    generator, critic = tiny_gan(batch_norm=True)  # train-mode BatchNorm: buffers restored
+    z = torch.randn(16, 2)
+    buffers = [b.clone() for b in generator.buffers()]
+    loss = get_loss("non_saturating")
+
+    def g_loss(g):
+        return loss.generator(critic(g(z)).reshape(-1))
+
+    np.testing.assert_allclose(
+        dense_hessian(g_loss, generator).numpy(),
+        full_hessian(generator, g_loss),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(buffers, generator.buffers(), strict=True))
+    with pytest.raises(ValueError, match="max_params"):
+        dense_hessian(g_loss, generator, max_params=10)

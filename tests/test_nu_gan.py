@@ -7,33 +7,19 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_gans import tiny_gan
 from torch import nn
 
 from gan_utils.data import ring
 from gan_utils.history import History
 from gan_utils.losses import get_loss
-from gan_utils.models import mlp_critic, mlp_generator
+from gan_utils.models import mlp_critic
 from gan_utils.nu_gan import NuGANConfig, NuGANHook
 from gan_utils.train import TrainConfig, TrainState, every, train
 
 CONFIG = TrainConfig(
     latent_dim=2, batch_size=32, num_steps=7, log_every=7, progress=False, device="cpu"
 )
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def tiny_gan(seed=0):
-    torch.manual_seed(seed)
-    generator = mlp_generator(2, 2, width=6, depth=1, activation="tanh")  # 2-6-2: 32 params
-    critic = mlp_critic(2, width=6, depth=1, activation="tanh")
-    return generator, critic
 
 
 def make_state(generator, critic, config=CONFIG, step=0):
