@@ -98,8 +98,8 @@ lists them), **and how this module avoids them** (each checked by a test in
   fakes keep their graph; D is frozen with ``requires_grad(critic, False)``, not by
   detaching its input.
 
-``train_dist_gan`` runs the loop with the machinery of ``gan_utils.train``: the same
-callbacks (``every``; a state with ``.generator``, ``.critic``, ``.step``, ``.history``,
+``train_dist_gan`` runs the loop with the machinery of ``gan_utils.train`` (the shared
+scaffolding of ``gan_utils.loop.run_steps``): the same callbacks (``every``; a state with ``.generator``, ``.critic``, ``.step``, ``.history``,
 ``.config``, ``.device``), checkpoints with models, optimisers, RNG states, config and
 history, bit-identical resume, and ``DivergenceError`` on NaN/inf.
 """
@@ -107,7 +107,6 @@ history, bit-identical resume, and ``DivergenceError`` on NaN/inf.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,24 +114,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoints import load_checkpoint, rng_state, set_rng_state
 from .history import History
 from .image_models import MNIST_SHAPE, check_image_shape, dcgan_init_
+from .loop import check_resumable, run_steps
 from .losses import interpolate
 from .models import mlp, requires_grad
 from .runtime import get_device, set_seed
-from .train import (
-    LATENT_PRIORS,
-    Callback,
-    DivergenceError,
-    check_data,
-    config_value,
-    divergence_message,
-    draw_real,
-    sample_latent,
-)
+from .train import LATENT_PRIORS, Callback, check_data, draw_real, sample_latent
 
 RECONSTRUCTIONS = ("feature", "pixel")
 GP_SLOPES = ("rms", "norm")
@@ -708,17 +698,7 @@ def _payload(state: DistGANState) -> dict:
 
 
 def _restore(state: DistGANState, checkpoint: dict) -> None:
-    saved, current = checkpoint["config"], asdict(state.config)
-    changed = [
-        k
-        for k in current
-        if k not in RESUMABLE_CHANGES and config_value(saved.get(k)) != config_value(current[k])
-    ]
-    if changed:
-        raise ValueError(
-            f"cannot resume: the checkpoint was made with other settings for {changed} "
-            f"(only {RESUMABLE_CHANGES} may change on resume)"
-        )
+    check_resumable(checkpoint["config"], asdict(state.config), RESUMABLE_CHANGES)
     for name in ("encoder", "generator", "critic", "ae_optimizer", "g_optimizer", "d_optimizer"):
         getattr(state, name).load_state_dict(checkpoint[name])
     state.history = History(checkpoint["history"])
@@ -788,63 +768,21 @@ def train_dist_gan(
     else:
         _restore(state, load_checkpoint(resume_from, map_location=device))
 
-    last_good: Path | None = Path(resume_from) if resume_from is not None else None
-    sums: dict[str, Tensor] = {}
-    count = 0
     start_step = state.step
-    bar = tqdm(
-        total=config.num_steps,
-        initial=start_step,
+    seconds = run_steps(
+        state,
+        lambda: dist_gan_step(state, data),
+        config,
+        callbacks,
+        checkpoint_path,
+        _payload,
+        {"encoder": state.encoder, "generator": state.generator, "critic": state.critic},
+        resume_from=resume_from,
         desc="dist_gan",
-        disable=not config.progress,
-        leave=False,
+        postfix={"ae": "ae_loss", "d": "d_loss"},
     )
-    t0 = time.perf_counter()
-    try:
-        while state.step < config.num_steps and not state.stop:
-            out = dist_gan_step(state, data)
-            state.step += 1
-            count += 1
-            for key, value in out.items():
-                sums[key] = sums[key] + value if key in sums else value.clone()
-            bar.update(1)
-            if state.step % config.log_every == 0 or state.step == config.num_steps:
-                row = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log
-                sums, count = {}, 0
-                bad = {k: v for k, v in row.items() if not math.isfinite(v)}
-                if bad:
-                    raise DivergenceError(divergence_message(state.step, bad, last_good))
-                state.history.log(state.step, **row)
-                bar.set_postfix(ae=f"{row['ae_loss']:.3f}", d=f"{row['d_loss']:.3f}", refresh=False)
-            for cb in callbacks:
-                if state.step % getattr(cb, "every", config.log_every) == 0 and cb(state):
-                    state.stop = True
-            if (
-                checkpoint_path is not None
-                and config.checkpoint_every
-                and state.step % config.checkpoint_every == 0
-            ):
-                last_good = save_checkpoint(checkpoint_path, _payload(state))
-        if count:  # stopped by a callback between log steps: log the partial interval
-            row = {k: (v / count).item() for k, v in sums.items()}
-            if all(math.isfinite(v) for v in row.values()):
-                state.history.log(state.step, **row)
-        if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, _payload(state))
-    except DivergenceError:
-        if last_good is not None and last_good.is_file():
-            saved = load_checkpoint(last_good, map_location=device)
-            for name in ("encoder", "generator", "critic"):
-                getattr(state, name).load_state_dict(saved[name])
-        raise
-    except KeyboardInterrupt:
-        where = f"the last checkpoint is {last_good}" if last_good else "no checkpoint was written"
-        print(f"Training interrupted at step {state.step}; {where}.")
-        raise
-    finally:
-        bar.close()
     state.history.extras = {
-        "seconds": time.perf_counter() - t0,
+        "seconds": seconds,
         "steps": state.step - start_step,
         "lambda_w": state.lambda_w,
         "feature_dim": feature_dim,

@@ -22,18 +22,16 @@ divergence raises ``DivergenceError`` and reloads the last good checkpoint's wei
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoints import load_checkpoint, rng_state, set_rng_state
 from .history import History
+from .loop import DivergenceError, check_resumable, run_steps
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
 from .models import requires_grad
 from .runtime import get_device, set_seed
@@ -41,10 +39,6 @@ from .runtime import get_device, set_seed
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 LATENT_PRIORS = ("normal", "uniform")
 BCE_LOSSES = ("minimax", "non_saturating")
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
 @dataclass
@@ -298,18 +292,7 @@ RESUMABLE_CHANGES = ("num_steps", "checkpoint_every", "progress", "device")
 
 
 def _restore(state: TrainState, checkpoint: dict) -> None:
-    saved = checkpoint["config"]
-    current = asdict(state.config)
-    changed = [
-        k
-        for k in current
-        if k not in RESUMABLE_CHANGES and config_value(saved.get(k)) != config_value(current[k])
-    ]
-    if changed:
-        raise ValueError(
-            f"cannot resume: the checkpoint was made with other settings for {changed} "
-            f"(only {RESUMABLE_CHANGES} may change on resume)"
-        )
+    check_resumable(checkpoint["config"], asdict(state.config), RESUMABLE_CHANGES)
     state.generator.load_state_dict(checkpoint["generator"])
     state.critic.load_state_dict(checkpoint["critic"])
     state.g_optimizer.load_state_dict(checkpoint["g_optimizer"])
@@ -317,11 +300,6 @@ def _restore(state: TrainState, checkpoint: dict) -> None:
     state.history = History(checkpoint["history"])
     state.step = int(checkpoint["step"])
     set_rng_state(checkpoint["rng"])
-
-
-def config_value(value):
-    """A config value as it compares after a checkpoint round trip (tuples become lists)."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def train(
@@ -381,93 +359,33 @@ def train(
     if resume_from is not None:
         _restore(state, load_checkpoint(resume_from, map_location=device))
 
-    last_good: Path | None = Path(resume_from) if resume_from is not None else None
-    sums: dict[str, Tensor] = {}
-    count = 0
     start_step = state.step
-    bar = tqdm(
-        total=config.num_steps,
-        initial=start_step,
-        desc=f"{config.loss}",
-        disable=not config.progress,
-        leave=False,
-    )
-    t0 = time.perf_counter()
-    try:
-        while state.step < config.num_steps and not state.stop:
-            for _ in range(config.n_critic):
-                real = draw_real(data, config.batch_size, device)
-                d_out = discriminator_step(
-                    generator, critic, real, state.d_optimizer, loss, config, device
-                )
-            g_out = generator_step(
-                generator,
-                critic,
-                state.g_optimizer,
-                loss,
-                config,
-                device,
-                state.step,
-                grad_hook,
-                state,
+
+    def step() -> dict[str, Tensor]:  # n_critic critic updates, then one generator update
+        for _ in range(config.n_critic):
+            real = draw_real(data, config.batch_size, device)
+            d_out = discriminator_step(
+                generator, critic, real, state.d_optimizer, loss, config, device
             )
-            state.step += 1
-            count += 1
-            for key, value in {**d_out, **g_out}.items():
-                sums[key] = sums[key] + value if key in sums else value.clone()
-            bar.update(1)
+        g_out = generator_step(
+            generator, critic, state.g_optimizer, loss, config, device, state.step, grad_hook, state
+        )
+        return {**d_out, **g_out}
 
-            if state.step % config.log_every == 0 or state.step == config.num_steps:
-                row = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log
-                sums, count = {}, 0
-                bad = {k: v for k, v in row.items() if not math.isfinite(v)}
-                if bad:
-                    raise DivergenceError(divergence_message(state.step, bad, last_good))
-                state.history.log(state.step, **row)
-                bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}", refresh=False)
-            for cb in callbacks:
-                if state.step % getattr(cb, "every", config.log_every) == 0 and cb(state):
-                    state.stop = True
-            if (
-                checkpoint_path is not None
-                and config.checkpoint_every
-                and state.step % config.checkpoint_every == 0
-            ):
-                last_good = save_checkpoint(checkpoint_path, _checkpoint_payload(state))
-        if count:  # stopped by a callback between log steps: log the partial interval
-            row = {k: (v / count).item() for k, v in sums.items()}
-            if all(math.isfinite(v) for v in row.values()):
-                state.history.log(state.step, **row)
-        if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, _checkpoint_payload(state))
-    except DivergenceError:
-        if last_good is not None and last_good.is_file():
-            saved = load_checkpoint(last_good, map_location=device)
-            generator.load_state_dict(saved["generator"])
-            critic.load_state_dict(saved["critic"])
-        raise
-    except KeyboardInterrupt:
-        where = f"the last checkpoint is {last_good}" if last_good else "no checkpoint was written"
-        print(f"Training interrupted at step {state.step}; {where}.")
-        raise
-    finally:
-        bar.close()
-    state.history.extras = {"seconds": time.perf_counter() - t0, "steps": state.step - start_step}
+    seconds = run_steps(
+        state,
+        step,
+        config,
+        callbacks,
+        checkpoint_path,
+        _checkpoint_payload,
+        {"generator": generator, "critic": critic},
+        resume_from=resume_from,
+        desc=f"{config.loss}",
+        postfix={"d": "d_loss", "g": "g_loss"},
+    )
+    state.history.extras = {"seconds": seconds, "steps": state.step - start_step}
     return state.history
-
-
-def divergence_message(step: int, bad: dict[str, float], last_good: Path | None) -> str:
-    """The ``DivergenceError`` text: the step, the non-finite values, the last good state."""
-    values = ", ".join(f"{k}={v}" for k, v in bad.items())
-    where = (
-        f"the models were reset to the last good checkpoint {last_good}"
-        if last_good is not None
-        else "no checkpoint had been written (set checkpoint_every and checkpoint_path to keep one)"
-    )
-    return (
-        f"training diverged by step {step}: {values}. Lower the learning rates or add a "
-        f"Lipschitz constraint; {where}."
-    )
 
 
 def steps_per_second(history: History) -> float:

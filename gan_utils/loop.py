@@ -1,0 +1,178 @@
+"""The scaffolding around a training step, shared by ``train.train`` and ``dist_gan.train_dist_gan``.
+
+Both loops make one step at a time and differ only in what a step does and what a
+checkpoint holds. Everything else lives here, once:
+
+* interval means of the step's logged values, one host sync per ``log_every`` steps, with
+  a NaN/inf check that raises ``DivergenceError`` (and resets the networks to the last
+  good checkpoint when there is one);
+* callbacks every ``callback.every`` steps (default ``log_every``); one returning True
+  stops training, and the partial interval is still logged;
+* checkpoints every ``checkpoint_every`` steps and at the end;
+* KeyboardInterrupt names the last checkpoint; a tqdm bar; the wall time;
+* ``check_resumable``: a checkpoint's config against the current one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .checkpoints import load_checkpoint, save_checkpoint
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+def config_value(value):
+    """A config value as it compares after a checkpoint round trip (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_resumable(
+    saved: Mapping[str, Any], current: Mapping[str, Any], resumable: Iterable[str]
+) -> None:
+    """Raise ValueError naming the fields (outside ``resumable``) that differ on resume.
+
+    Args:
+        saved: the config dict stored in the checkpoint.
+        current: ``asdict`` of the config of the run that resumes.
+        resumable: fields that may change on resume (e.g. ``device``).
+    """
+    resumable = tuple(resumable)
+    changed = [
+        k
+        for k in current
+        if k not in resumable and config_value(saved.get(k)) != config_value(current[k])
+    ]
+    if changed:
+        raise ValueError(
+            f"cannot resume: the checkpoint was made with other settings for {changed} "
+            f"(only {resumable} may change on resume)"
+        )
+
+
+def divergence_message(step: int, bad: dict[str, float], last_good: Path | None) -> str:
+    """The ``DivergenceError`` text: the step, the non-finite values, the last good state."""
+    values = ", ".join(f"{k}={v}" for k, v in bad.items())
+    where = (
+        f"the models were reset to the last good checkpoint {last_good}"
+        if last_good is not None
+        else "no checkpoint had been written (set checkpoint_every and checkpoint_path to keep one)"
+    )
+    return (
+        f"training diverged by step {step}: {values}. Lower the learning rates or add a "
+        f"Lipschitz constraint; {where}."
+    )
+
+
+def run_steps(
+    state: Any,
+    step_fn: Callable[[], dict[str, Tensor]],
+    config: Any,
+    callbacks: Sequence[Callable[[Any], Any]],
+    checkpoint_path: str | Path | None,
+    payload: Callable[[Any], dict],
+    networks: Mapping[str, nn.Module],
+    resume_from: str | Path | None = None,
+    desc: str = "train",
+    postfix: Mapping[str, str] | None = None,
+) -> float:
+    """Run ``step_fn`` until ``state.step`` reaches ``config.num_steps`` or a callback stops.
+
+    Args:
+        state: has ``step``, ``stop`` and ``history`` (``TrainState``, ``DistGANState``).
+        step_fn: one training step at ``state.step``; returns detached tensors to log. It
+            does not advance ``state.step`` (this loop does).
+        config: has ``num_steps``, ``log_every``, ``checkpoint_every`` and ``progress``.
+        callbacks: functions of the state, called after the step (``every`` attribute).
+        checkpoint_path: where checkpoints go (every ``checkpoint_every`` steps, and at
+            the end); None: no checkpoints.
+        payload: the checkpoint's contents for the current state.
+        networks: checkpoint keys and the modules reset from them after a divergence.
+        resume_from: the checkpoint the run resumed from (the last good one at the start).
+        desc: the progress bar's label.
+        postfix: progress-bar labels and the logged keys they show.
+
+    Returns:
+        The wall time of the loop in seconds.
+
+    Raises:
+        DivergenceError: a logged value became NaN/inf (networks reset when possible).
+        KeyboardInterrupt: after printing where the last checkpoint is.
+    """
+    postfix = dict(postfix or {})
+    last_good: Path | None = Path(resume_from) if resume_from is not None else None
+    sums: dict[str, Tensor] = {}
+    count = 0
+    bar = tqdm(
+        total=config.num_steps,
+        initial=state.step,
+        desc=desc,
+        disable=not config.progress,
+        leave=False,
+    )
+    t0 = time.perf_counter()
+    try:
+        while state.step < config.num_steps and not state.stop:
+            out = step_fn()
+            state.step += 1
+            count += 1
+            for key, value in out.items():
+                sums[key] = sums[key] + value if key in sums else value.clone()
+            bar.update(1)
+            if state.step % config.log_every == 0 or state.step == config.num_steps:
+                row = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log
+                sums, count = {}, 0
+                bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+                if bad:
+                    raise DivergenceError(divergence_message(state.step, bad, last_good))
+                state.history.log(state.step, **row)
+                bar.set_postfix(
+                    {label: f"{row[key]:.3f}" for label, key in postfix.items() if key in row},
+                    refresh=False,
+                )
+            for cb in callbacks:
+                if state.step % getattr(cb, "every", config.log_every) == 0 and cb(state):
+                    state.stop = True
+            if (
+                checkpoint_path is not None
+                and config.checkpoint_every
+                and state.step % config.checkpoint_every == 0
+            ):
+                last_good = save_checkpoint(checkpoint_path, payload(state))
+        if count:  # stopped by a callback between log steps: log the partial interval
+            row = {k: (v / count).item() for k, v in sums.items()}
+            if all(math.isfinite(v) for v in row.values()):
+                state.history.log(state.step, **row)
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, payload(state))
+    except DivergenceError:
+        if last_good is not None and last_good.is_file():
+            saved = load_checkpoint(last_good, map_location="cpu")
+            for name, network in networks.items():
+                network.load_state_dict(saved[name])
+        raise
+    except KeyboardInterrupt:
+        where = f"the last checkpoint is {last_good}" if last_good else "no checkpoint was written"
+        print(f"Training interrupted at step {state.step}; {where}.")
+        raise
+    finally:
+        bar.close()
+    return time.perf_counter() - t0
+
+
+__all__ = [
+    "DivergenceError",
+    "check_resumable",
+    "config_value",
+    "divergence_message",
+    "run_steps",
+]
