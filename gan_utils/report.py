@@ -8,6 +8,9 @@ A lesson starts a timer with ``lesson = start_lesson("01_gan_basics")`` and ends
 * emits them as an ``application/json`` display output (papermill and nbval can read it),
 * writes ``<root>/runs/<notebook>/results.json``.
 
+A value that is a list of rows (dicts with the same keys), such as lesson 07's table of
+every trained model, is shown as a table of its own, in the notebook and in the summary.
+
 ``python -m gan_utils.report`` prints one table of every lesson's results.
 """
 
@@ -95,6 +98,35 @@ def show_results(
     return record
 
 
+def is_row_table(value: Any) -> bool:
+    """True for a non-empty list of dicts that all have the same keys (a table's rows)."""
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(row, dict) for row in value)
+        and all(row.keys() == value[0].keys() for row in value)
+    )
+
+
+def rows_as_text(rows: list[dict[str, Any]], indent: str = "") -> str:
+    """Rows of equal keys as an aligned plain-text table (header line first)."""
+    columns = list(rows[0])
+    cells = [[_format(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    for line in cells:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    return "\n".join(indent + line.rstrip() for line in lines)
+
+
+def rows_as_markdown(rows: list[dict[str, Any]]) -> str:
+    """Rows of equal keys as a Markdown table."""
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(_format(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _display(name: str, record: dict[str, Any], payload: dict[str, Any]) -> None:
     try:
         from IPython.display import Markdown, display
@@ -102,7 +134,10 @@ def _display(name: str, record: dict[str, Any], payload: dict[str, Any]) -> None
         print(results_table({name: record}))
         return
     lines = [f"**Results of {name}**", "", "| figure | value |", "| --- | --- |"]
-    lines += [f"| {k} | {_format(v)} |" for k, v in record.items()]
+    tables = {k: v for k, v in record.items() if is_row_table(v)}
+    lines += [f"| {k} | {_format(v)} |" for k, v in record.items() if k not in tables]
+    for key, rows in tables.items():
+        lines += ["", f"**{key}**", "", rows_as_markdown(rows)]
     display(Markdown("\n".join(lines)))
     display({"application/json": payload}, raw=True)
 
@@ -125,10 +160,16 @@ def results_table(all_results: dict[str, dict[str, Any]]) -> str:
     lines = []
     for name, record in all_results.items():
         lines.append(f"== {name} ==")
+        tables = {k: v for k, v in record.items() if is_row_table(v)}
         for key, value in record.items():
+            if key in tables:
+                continue  # printed as tables after the lesson's other figures
             if isinstance(value, (dict, list)) and len(_format(value)) > 80:
                 continue  # long series live in results.json, not the summary
             lines.append(f"  {key:<{width}}  {_format(value)}")
+        for key, rows in tables.items():
+            lines.append(f"  {key}:")
+            lines.append(rows_as_text(rows, indent="    "))
     return "\n".join(lines)
 
 

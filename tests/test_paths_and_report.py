@@ -8,7 +8,13 @@ import sys
 import pytest
 
 from gan_utils import paths
-from gan_utils.report import load_results, results_table, show_results, start_lesson
+from gan_utils.report import (
+    is_row_table,
+    load_results,
+    results_table,
+    show_results,
+    start_lesson,
+)
 
 
 def test_root_follows_the_environment_variable(tmp_path, monkeypatch):
@@ -80,3 +86,24 @@ def test_bad_results_and_names_are_rejected():
 
 def test_summary_without_results_says_how_to_get_them(tmp_path):
     assert "make run" in results_table({})
+
+
+def test_a_list_of_rows_is_shown_as_a_table_at_the_end_of_the_summary(monkeypatch, tmp_path):
+    monkeypatch.setenv("GAN_UTILS_ROOT", str(tmp_path))
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a[0]))
+    rows = [
+        {"model": "dense z1", "IS": 1.5, "FID": 1300.0},
+        {"model": "dcgan z10", "IS": 3.4, "FID": 450.0},
+    ]
+    show_results("97_demo", {"course_table": rows, "eval_samples": 1000})
+    markdown = next(x.data for x in shown if "Results of 97_demo" in getattr(x, "data", ""))
+    assert "| model | IS | FID |" in markdown and "| dcgan z10 | 3.4 | 450 |" in markdown
+    table = results_table(load_results()).splitlines()
+    assert table[-3].split() == ["model", "IS", "FID"]  # header, then one line per row, last
+    assert table[-1].split() == ["dcgan", "z10", "3.4", "450"]
+    assert table.index("  course_table:") > next(
+        i for i, line in enumerate(table) if "eval_samples" in line
+    )
+    # lists of unequal dicts are not tables: long ones stay in results.json only
+    assert not is_row_table([{"a": 1}, {"b": 2}]) and not is_row_table([])
