@@ -7,12 +7,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LESSONS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 # One OpenMP thread per process: the lessons' networks are small, and on a 2-core machine
 # two spinning threads per kernel were measured 5-20x slower once anything else runs.
 # Override with `make run OMP_NUM_THREADS=4` on a larger machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup run test test-unit test-notebooks test-browser browser-deps lint format lab clean
+.PHONY: setup run bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,13 +27,18 @@ setup: $(STAMP)
 run: $(STAMP)
 	GAN_UTILS_REFRESH_FIGURES=1 $(BIN)/python -m gan_utils.run_lessons $(LESSONS)
 
+# Speed against plain-PyTorch references measured in the same run (about 5 minutes);
+# prints a table and writes runs/bench/results.json (`make bench BENCH_ARGS=--quick`).
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/ruff check gan_utils tests notebooks conftest.py
-	$(BIN)/ruff format --check gan_utils tests conftest.py
+	$(BIN)/ruff check gan_utils benchmarks tests notebooks conftest.py
+	$(BIN)/ruff format --check gan_utils benchmarks tests conftest.py
 
 format: $(STAMP)
-	$(BIN)/ruff format gan_utils tests conftest.py
-	$(BIN)/ruff check --fix gan_utils tests notebooks conftest.py
+	$(BIN)/ruff format gan_utils benchmarks tests conftest.py
+	$(BIN)/ruff check --fix gan_utils benchmarks tests notebooks conftest.py
 
 # Unit tests, papermill runs at small settings, then nbval on every committed notebook.
 # Both pytest calls share one temporary output root (tracked figures/ stay untouched).

@@ -1,0 +1,1 @@
+"""Benchmarks of the course against plain-PyTorch references (``make bench``)."""
