@@ -8,7 +8,9 @@ import torch
 from gan_utils.evaluation import load_generator
 from gan_utils.paths import figures_dir
 
+SEED = 3  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
+    "seed": SEED,
     "variant": "wgan_gp",
     "latent_dim": 2,
     "num_digits": 256,
@@ -54,11 +56,11 @@ def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
     assert results["wall_time_s"] > 0
 
     # the generators were saved for lesson 07 with the config they were trained with
-    saved = load_generator("04_vanilla_gan", "dcgan", "wgan_gp", latent_dim=2, seed=0)
+    saved = load_generator("04_vanilla_gan", "dcgan", "wgan_gp", latent_dim=2, seed=SEED)
     assert saved.config.loss == "wasserstein" and saved.config.gp_weight == 10
     assert saved.config.n_critic == 5 and saved.config.num_steps == 2 * (256 // 32)
     assert saved.metrics["eval_samples"] == 100
     images = saved.generator(torch.randn(3, 2))
     assert images.shape == (3, 1, 28, 28)
-    colour = load_generator("04_vanilla_gan", "dense_colour", "wgan_gp", latent_dim=2, seed=0)
+    colour = load_generator("04_vanilla_gan", "dense_colour", "wgan_gp", latent_dim=2, seed=SEED)
     assert colour.generator(torch.randn(2, 2)).shape == (2, 3, 32, 32)
