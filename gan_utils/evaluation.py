@@ -249,6 +249,16 @@ class EpochEvaluator:
         self.records.append(record)
         return record
 
+    def advance(self, evaluations: int) -> None:
+        """Draw and discard the latents of ``evaluations`` evaluations.
+
+        A fresh evaluator with the same seed, advanced by k - 1, scores its next
+        evaluation on the latents that the k-th evaluation of a training run used: the
+        last epoch of a saved generator can be replayed exactly.
+        """
+        for _ in range(_positive_int("evaluations", evaluations, minimum=0)):
+            sample_latent_with(self.rng, self.num_samples, self.latent_dim, self.latent_prior)
+
     def __call__(self, state: TrainState) -> None:
         record = self.evaluate(state.generator, state.step)
         state.history.log(state.step, epoch=record.epoch, **record.metrics)

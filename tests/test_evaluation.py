@@ -331,3 +331,16 @@ def test_save_rejects_a_dataclass_without_latent_dim_or_seed():
             pair.generator_builder,
             pair.generator_kwargs,
         )
+
+
+def test_advance_replays_the_latents_of_a_later_evaluation(classifier):
+    generator = dense_generator(2, width=4, depth=1)
+    first = EpochEvaluator(classifier, 2, steps_per_epoch=1, num_samples=N, splits=5, seed=7)
+    records = [first.evaluate(generator, step) for step in (1, 2, 3)]
+    replay = EpochEvaluator(classifier, 2, steps_per_epoch=1, num_samples=N, splits=5, seed=7)
+    replay.advance(2)
+    again = replay.evaluate(generator, 3)
+    assert again.metrics == records[-1].metrics
+    np.testing.assert_array_equal(again.class_counts, records[-1].class_counts)
+    with pytest.raises(ValueError, match="evaluations"):
+        replay.advance(-1)
