@@ -156,7 +156,7 @@ class NuGANHook:
     analysed weights have had) with ``nu_eig_1`` .. ``nu_eig_k``, ``nu_directions``
     (eigenvalues above tau), ``nu_hvps``, ``nu_seconds`` and, averaged over the interval
     since the previous refresh, ``nu_removed`` (share of the raw gradient's norm along the
-    sharp directions: removed by "project", only measured by "monitor") and ``nu_update_along`` (share of G's actual update's norm that lies
+    sharp directions: removed by "project", only measured by "monitor" and "layer") and ``nu_update_along`` (share of G's actual update's norm that lies
     along the cached sharp directions; about 0 for project + SGD). ``records`` holds the
     same per refresh, plus the names of the zeroed tensors in "layer" mode.
 
@@ -197,9 +197,11 @@ class NuGANHook:
             self._track_update(g_params)
         if self.last_refresh is None or state.step % config.every_steps == 0:
             self.refresh(state)
-        if config.hessian_of == "generator" and config.mode != "layer" and self.basis is not None:
+        if config.hessian_of == "generator" and self.basis is not None:
+            # measured in every mode (share of the raw gradient along the sharp directions),
+            # applied only by "project"
             self._project(g_params, apply=config.mode == "project")
-        elif config.mode == "layer" and config.hessian_of == "generator":
+        if config.mode == "layer" and config.hessian_of == "generator":
             for p in self._layer_params:
                 if p.grad is not None:
                     p.grad.zero_()

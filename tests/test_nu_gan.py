@@ -124,6 +124,10 @@ def test_layer_zeroes_the_tensor_holding_the_largest_entry(float64):
     expected = int(np.searchsorted(offsets, np.argmax(np.abs(vectors[:, 0])), side="right") - 1)
     names = [name for name, _ in generator.named_parameters()]
     assert hook.selected_tensors == [names[expected]]
+    # the share of the raw gradient along the sharp direction is measured, not applied
+    g = torch.cat([t.reshape(-1) for t in grads])
+    top = torch.as_tensor(vectors[:, 0].copy())
+    assert hook._removed == [pytest.approx(float(abs(top @ g) / g.norm()), rel=1e-6)]
     for i, (before, p) in enumerate(zip(grads, generator.parameters(), strict=True)):
         if i == expected:
             assert torch.count_nonzero(p.grad) == 0 and torch.count_nonzero(before) > 0
