@@ -1,0 +1,65 @@
+"""Lesson 05 through papermill at tiny settings, with the dense pair, latent 2 and pixel MSE."""
+
+import math
+
+import pytest
+import torch
+
+from gan_utils.checkpoints import model_checkpoint_path
+from gan_utils.dist_gan import DistGANConfig
+from gan_utils.evaluation import load_generator
+from gan_utils.paths import figures_dir
+
+PARAMETERS = {
+    "architecture": "dense",
+    "latent_dim": 2,
+    "num_digits": 256,
+    "batch_size": 32,
+    "epochs": 2,
+    "eval_samples": 100,
+    "reconstruction": "pixel",
+    "lambda_r": 0.5,
+    "device": "cpu",
+}
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_lesson05_runs_the_dense_pair_at_latent_2(run_notebook):
+    results = run_notebook("05_dist_gan", PARAMETERS)
+
+    assert results["checkpoint_model"] == "dense" and results["architecture"] == "dense"
+    assert results["latent_sizes"] == [1, 2]
+    assert results["eval_samples_n"] == 100 and results["is_splits"] == 10
+    assert results["n_train_digits"] == 256 and results["steps_per_epoch"] == 8
+    assert results["epochs"] == 2 and results["batch_size"] == 32
+    assert 1 <= results["real_is"] <= 10 and results["real_classes_covered"] >= 8
+    for kind in ("dist_gan", "vanilla"):
+        for z in (1, 2):
+            key = f"{kind}_z{z}"
+            assert 1 <= results[f"{key}_is"] <= 10
+            assert 1 <= results[f"{key}_classes_covered"] <= 10
+            assert 0 <= results[f"{key}_kl"] <= math.log(10) + 1e-3
+            assert math.isfinite(results[f"{key}_fid"]) and results[f"{key}_fid"] > 0
+    # a fresh output root holds no lesson-04 checkpoint: the baseline is trained here
+    assert results["vanilla_source"] == {"1": "trained here", "2": "trained here"}
+    for z in (1, 2):
+        assert results[f"dist_gan_z{z}_steps_per_s"] > 0
+        assert 0 <= results[f"dist_gan_z{z}_recon_same_digit"] <= 1
+        assert math.isfinite(results[f"dist_gan_z{z}_recon_pixel_mse"])
+    for name in ("05_metrics_per_epoch", "05_reconstructions", "05_samples", "05_dist_gan_diagram"):
+        assert (figures_dir() / f"{name}.png").is_file()
+    assert results["wall_time_s"] > 0
+
+    # both generators were saved for lesson 07 with the DistGANConfig they were trained with
+    for z in (1, 2):
+        path = model_checkpoint_path("05_dist_gan", "dense", "dist_gan", z, 0)
+        assert path.is_file()
+        saved = load_generator("05_dist_gan", results["checkpoint_model"], "dist_gan", z, seed=0)
+        assert isinstance(saved.config, DistGANConfig)
+        assert saved.config.latent_dim == z and saved.config.num_steps == 2 * 8
+        assert saved.config.reconstruction == "pixel" and saved.config.lambda_r == 0.5
+        assert saved.metrics["eval_samples"] == 100
+        assert saved.metrics["classes_covered"] == results[f"dist_gan_z{z}_classes_covered"]
+        images = saved.generator(torch.rand(3, z) * 2 - 1)
+        assert images.shape == (3, 1, 28, 28) and torch.isfinite(images).all()
