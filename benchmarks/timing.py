@@ -47,6 +47,18 @@ def ratio(numerator, denominator) -> float:
     return top / bottom if bottom and math.isfinite(bottom) else math.nan
 
 
+def paired_ratio(numerator, denominator) -> float:
+    """The median over rounds of numerator[i] / denominator[i]: each round's two timings
+    are adjacent in time, so a slow spell of the shared machine cancels out of their
+    ratio (NaN when no round has two finite values and a nonzero denominator)."""
+    pairs = [
+        a / b
+        for a, b in zip(numerator, denominator, strict=True)
+        if a is not None and b and math.isfinite(a) and math.isfinite(b)
+    ]
+    return median(pairs)
+
+
 @dataclass
 class Row:
     """One line of the bench table (and of results.json's ``rows``)."""
