@@ -48,7 +48,15 @@ from benchmarks.reference import (
     matmul_gflops,
     mlp_gan_step_flops,
 )
-from benchmarks.timing import Row, fmt, interleaved, median, paired_ratio, table
+from benchmarks.timing import (
+    Row,
+    fmt,
+    interleaved,
+    median,
+    paired_quartiles,
+    paired_ratio,
+    table,
+)
 
 SECTIONS = ("toy", "toy_quality", "mnist", "metrics", "hessian")
 QUALITY_MODES = 24  # time-to-quality: >= 24 of the 25 grid modes covered ...
@@ -63,7 +71,7 @@ NOT_SLOWER = "<= 1 (+5 % noise)"
 class BenchSettings:
     """Sizes and repeats of every section (``QUICK`` shrinks them for the tests)."""
 
-    repeats: int = 9  # interleaved rounds of library vs reference (toy throughput)
+    repeats: int = 15  # interleaved rounds of library vs reference (toy throughput)
     toy_steps: int = 20  # generator steps per round, minimax (1 critic step)
     toy_gp_steps: int = 4  # generator steps per round, WGAN-GP (5 critic steps)
     quality_every: int = 100  # evaluate the mode coverage every K generator steps
@@ -84,7 +92,7 @@ class BenchSettings:
     hessian_batch: int = 64  # latents in the generator loss whose Hessian is taken
     hessian_tol: float = 1e-4  # tolerance of both solvers (lesson 06's mnist_check_tol)
     trained_classifier: bool = True  # load (or train) lesson 03's classifier for metrics
-    matmul_seconds: float = 0.3  # per round of the matmul measurement
+    matmul_seconds: float = 0.2  # per round of the matmul measurement
 
 
 QUICK = BenchSettings(
@@ -111,6 +119,12 @@ QUICK = BenchSettings(
     trained_classifier=False,
     matmul_seconds=0.05,
 )
+
+
+def _spread(numerator, denominator) -> str:
+    """The quartiles of the per-round ratios, for a row's note."""
+    q1, q3 = paired_quartiles(numerator, denominator)
+    return f"per-round ratios: quartiles {q1:.3f}-{q3:.3f}"
 
 
 def _log(message: str) -> None:
@@ -207,7 +221,8 @@ def toy_throughput(s: BenchSettings, results: dict) -> list[Row]:
                 "ours / minimal",
                 f">= {1 - LIBRARY_WITHIN:.2f}",
                 speed >= 1 - LIBRARY_WITHIN,
-                f"{s.repeats} interleaved rounds of {steps} steps",
+                f"{s.repeats} interleaved rounds of {steps} steps; "
+                + _spread(times["reference"], times["gan_utils"]),
             )
         )
         rows.append(
@@ -337,7 +352,8 @@ def toy_quality(s: BenchSettings, results: dict) -> list[Row]:
             "ours / minimal",
             f">= {1 - LIBRARY_WITHIN:.2f}",
             speed >= 1 - LIBRARY_WITHIN,
-            f"{rounds} interleaved rounds of {s.quality_ref_steps} steps",
+            f"{rounds} interleaved rounds of {s.quality_ref_steps} steps; "
+            + _spread(times["reference"], times["gan_utils"]),
         )
     )
 
@@ -485,7 +501,8 @@ def mnist(s: BenchSettings, results: dict) -> list[Row]:
                 "ours / minimal time",
                 f"<= {1 + LIBRARY_WITHIN:.2f}",
                 slowdown <= 1 + LIBRARY_WITHIN,
-                f"{rounds} interleaved rounds of {steps} steps",
+                f"{rounds} interleaved rounds of {steps} steps; "
+                + _spread(times["gan_utils"], times["reference"]),
             )
         )
         how = "measured" if steps == epoch_steps else f"{epoch_steps} x step time"
@@ -960,6 +977,11 @@ def run(settings: BenchSettings, sections=SECTIONS, out: Path | None = None) -> 
     m = payload["machine"]
     print()
     print(table(rows))
+    print()
+    print("Notes:")
+    for r in rows:
+        if r.note:
+            print(f"- {r.section}: {r.name}: {r.note}")
     print()
     print(
         f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} on "

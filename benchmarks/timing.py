@@ -59,6 +59,19 @@ def paired_ratio(numerator, denominator) -> float:
     return median(pairs)
 
 
+def paired_quartiles(numerator, denominator) -> tuple[float, float]:
+    """The lower and upper quartiles of the per-round ratios (their spread: the noise)."""
+    pairs = sorted(
+        a / b
+        for a, b in zip(numerator, denominator, strict=True)
+        if a is not None and b and math.isfinite(a) and math.isfinite(b)
+    )
+    if len(pairs) < 2:
+        return (pairs[0], pairs[0]) if pairs else (math.nan, math.nan)
+    q1, _, q3 = statistics.quantiles(pairs, n=4, method="inclusive")
+    return q1, q3
+
+
 @dataclass
 class Row:
     """One line of the bench table (and of results.json's ``rows``)."""

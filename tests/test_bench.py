@@ -13,7 +13,16 @@ import torch
 
 from benchmarks.bench import QUICK, SECTIONS, main
 from benchmarks.reference import ReferenceGAN, counted_flops, mlp_gan_step_flops
-from benchmarks.timing import Row, fmt, interleaved, median, paired_ratio, ratio, table
+from benchmarks.timing import (
+    Row,
+    fmt,
+    interleaved,
+    median,
+    paired_quartiles,
+    paired_ratio,
+    ratio,
+    table,
+)
 from gan_utils.data import get_toy_dataset
 from gan_utils.runtime import set_seed
 from gan_utils.train import train
@@ -82,6 +91,12 @@ def test_paired_ratio_is_the_median_of_the_per_round_ratios():
     assert math.isnan(paired_ratio([1.0], [0.0]))
     with pytest.raises(ValueError):
         paired_ratio([1.0, 2.0], [1.0])
+
+
+def test_paired_quartiles_bracket_the_paired_ratio():
+    ours, reference = [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 1.0, 1.0]
+    assert paired_quartiles(ours, reference) == pytest.approx((2.0, 4.0))
+    assert paired_quartiles([3.0], [1.5]) == pytest.approx((2.0, 2.0))
 
 
 def test_interleaved_alternates_the_order_and_uses_returned_seconds():
