@@ -9,7 +9,9 @@ import torch
 from gan_utils.evaluation import load_generator
 from gan_utils.paths import figures_dir
 
+SEED = 4  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
+    "seed": SEED,
     "quad_dim": 30,
     "quad_iterations": 30,
     "check_width": 6,
@@ -37,7 +39,7 @@ PARAMETERS = {
 def test_lesson06_runs_the_layer_rule_at_latent_2(run_notebook):
     results = run_notebook("06_nu_gan_lanczos", PARAMETERS)
 
-    assert results["checkpoint_model"] == "dense" and results["seed"] == 0
+    assert results["checkpoint_model"] == "dense" and results["seed"] == SEED
     assert results["latent_sizes"] == [1, 2] and results["epochs"] == 2
     assert results["eval_samples_n"] == 100 and results["n_train_digits"] == 256
     assert results["nu_mode"] == "layer" and results["nu_every"] == 4
@@ -68,7 +70,7 @@ def test_lesson06_runs_the_layer_rule_at_latent_2(run_notebook):
     # the generators lesson 07 loads, with the config and NU-GAN settings they were trained with
     for z in (1, 2):
         for loss, mode in (("nu_gan", "layer"), ("non_saturating", "monitor")):
-            saved = load_generator("06_nu_gan_lanczos", "dense", loss, latent_dim=z, seed=0)
+            saved = load_generator("06_nu_gan_lanczos", "dense", loss, latent_dim=z, seed=SEED)
             assert saved.config.loss == "non_saturating" and saved.config.latent_dim == z
             assert saved.config.num_steps == 2 * (256 // 32)
             assert saved.metrics["eval_samples"] == 100 and saved.metrics["nu_mode"] == mode
