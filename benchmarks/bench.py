@@ -87,7 +87,7 @@ class BenchSettings:
     nu_steps: int = 50  # steps per round with and without the NU-GAN hook (1 refresh)
     classifier_epochs: float = 1.0  # classifier training per round, in epochs
     metric_samples: int = 10_000  # images for IS and FID
-    metric_repeats: int = 5
+    metric_repeats: int = 7
     hessian_repeats: int = 3
     hessian_batch: int = 64  # latents in the generator loss whose Hessian is taken
     hessian_tol: float = 1e-4  # tolerance of both solvers (lesson 06's mnist_check_tol)
