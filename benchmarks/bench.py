@@ -649,27 +649,6 @@ def mnist(s: BenchSettings, results: dict) -> list[Row]:
 
 
 # ---- metrics -----------------------------------------------------------------------------
-class _Logits(nn.Module):
-    """torchmetrics' InceptionScore applies softmax to its extractor's output: logits."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, images):
-        return self.classifier.logits(images).double()
-
-
-class _Features(nn.Module):
-    """torchmetrics' FID reads ``num_features`` from a custom extractor."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = classifier.num_features
-
-    def forward(self, images):
-        return self.classifier.features(images).double()
 
 
 def metrics(s: BenchSettings, results: dict) -> list[Row]:
@@ -678,7 +657,7 @@ def metrics(s: BenchSettings, results: dict) -> list[Row]:
 
     from gan_utils.classifier import DigitClassifier, load_or_train_classifier
     from gan_utils.image_models import build_pair
-    from gan_utils.metrics import fid, inception_score
+    from gan_utils.metrics import ClassifierFeatures, ClassifierLogits, fid, inception_score
     from gan_utils.mnist import load_mnist
 
     n = s.metric_samples
@@ -702,7 +681,7 @@ def metrics(s: BenchSettings, results: dict) -> list[Row]:
         return inception_score(classifier.predict_proba(fake), splits=10)[0]
 
     def tm_is():
-        metric = InceptionScore(feature=_Logits(classifier), splits=10)
+        metric = InceptionScore(feature=ClassifierLogits(classifier), splits=10)
         for part in fake.split(chunks):
             metric.update(part)
         return float(metric.compute()[0])
@@ -711,7 +690,7 @@ def metrics(s: BenchSettings, results: dict) -> list[Row]:
         return fid(classifier.features(real), classifier.features(fake))
 
     def tm_fid():
-        metric = FrechetInceptionDistance(feature=_Features(classifier))
+        metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier))
         for part in real.split(chunks):
             metric.update(part, real=True)
         for part in fake.split(chunks):

@@ -144,8 +144,13 @@ def train_vanilla(
         config.latent_prior,
     )
     history = train(pair.generator, pair.critic, data, config, callbacks=[evaluator])
+    return _trained_run("vanilla", architecture, pair, config, history, evaluator)
+
+
+def _trained_run(kind, architecture, pair, config, history, evaluator, **extra) -> ImageRun:
+    """The ``ImageRun`` of a run just trained with ``evaluator`` as its callback."""
     return ImageRun(
-        kind="vanilla",
+        kind=kind,
         architecture=architecture,
         latent_dim=config.latent_dim,
         generator=pair.generator,
@@ -158,6 +163,7 @@ def train_vanilla(
         seconds=history.extras["seconds"],
         steps_per_s=steps_per_second(history),
         evaluator=evaluator,
+        **extra,
     )
 
 
@@ -317,21 +323,14 @@ def train_dist_gan_run(
     history = train_dist_gan(
         nets.encoder, pair.generator, pair.critic, data, config, callbacks=[evaluator]
     )
-    return ImageRun(
-        kind="dist_gan",
-        architecture=architecture,
-        latent_dim=config.latent_dim,
-        generator=pair.generator,
-        config=config,
-        history=history,
-        final=evaluator.final(),
-        last=evaluator.records[-1],
-        generator_builder=pair.generator_builder,
-        generator_kwargs=pair.generator_kwargs,
-        seconds=history.extras["seconds"],
-        steps_per_s=steps_per_second(history),
+    return _trained_run(
+        "dist_gan",
+        architecture,
+        pair,
+        config,
+        history,
+        evaluator,
         encoder=nets.encoder,
-        evaluator=evaluator,
         extras={"lambda_w": history.extras["lambda_w"]},
     )
 

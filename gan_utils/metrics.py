@@ -182,6 +182,33 @@ def class_kl_to_uniform(probs: Any) -> float:
 # --- with the classifier -----------------------------------------------------------------
 
 
+class ClassifierLogits(nn.Module):
+    """The classifier as torchmetrics' ``InceptionScore(feature=...)`` extractor.
+
+    torchmetrics applies the softmax itself, so this returns logits (float64), (N, 10).
+    """
+
+    def __init__(self, classifier: DigitClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.classifier.logits(images).double()
+
+
+class ClassifierFeatures(nn.Module):
+    """The classifier's FID layer as torchmetrics' ``FrechetInceptionDistance(feature=...)``
+    extractor (float64, (N, ``num_features``); torchmetrics reads ``num_features``)."""
+
+    def __init__(self, classifier: DigitClassifier):
+        super().__init__()
+        self.classifier = classifier
+        self.num_features = classifier.num_features
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.classifier.features(images).double()
+
+
 def classifier_statistics(images: Tensor, classifier: DigitClassifier) -> FeatureStatistics:
     """Feature statistics of ``images`` (N, 1, 28, 28) in [-1, 1] on the FID layer."""
     return feature_statistics(classifier.features(check_images(images)))

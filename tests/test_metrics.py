@@ -14,6 +14,8 @@ from torch import nn
 
 from gan_utils.classifier import DigitClassifier
 from gan_utils.metrics import (
+    ClassifierFeatures,
+    ClassifierLogits,
     class_histogram,
     class_kl_to_uniform,
     classes_covered,
@@ -208,29 +210,6 @@ def digits():
     return train.images[:400], test.images[:300]
 
 
-class _Logits(nn.Module):
-    """torchmetrics' IS applies softmax to what its extractor returns: give it logits."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, images):
-        return self.classifier.logits(images).double()
-
-
-class _Features(nn.Module):
-    """torchmetrics' FID reads ``num_features`` from a custom extractor."""
-
-    def __init__(self, classifier):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = classifier.num_features
-
-    def forward(self, images):
-        return self.classifier.features(images).double()
-
-
 TORCHMETRICS_WARNINGS = (
     pytest.mark.filterwarnings("ignore:Metric `InceptionScore` will save"),
     pytest.mark.filterwarnings("ignore:std.*degrees of freedom"),  # splits=1
@@ -244,7 +223,7 @@ def test_inception_score_matches_torchmetrics(classifier, digits, splits):
     from torchmetrics.image.inception import InceptionScore
 
     images = digits[1]
-    metric = InceptionScore(feature=_Logits(classifier), splits=splits)
+    metric = InceptionScore(feature=ClassifierLogits(classifier), splits=splits)
     metric.update(images)
     # torchmetrics shuffles before splitting with torch.randperm: draw the same permutation
     torch.manual_seed(7)
@@ -262,7 +241,7 @@ def test_fid_matches_torchmetrics(classifier, digits):
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     real, other = digits
-    metric = FrechetInceptionDistance(feature=_Features(classifier))
+    metric = FrechetInceptionDistance(feature=ClassifierFeatures(classifier))
     metric.update(real, real=True)
     metric.update(other, real=False)
     reference = float(metric.compute())
@@ -287,7 +266,7 @@ def test_evaluate_samples_matches_torchmetrics_and_the_coverage_functions(classi
     real, images = digits
     reference = classifier_statistics(real, classifier)
     result = evaluate_samples(images, classifier, reference=reference, splits=1)
-    metric = InceptionScore(feature=_Logits(classifier), splits=1)
+    metric = InceptionScore(feature=ClassifierLogits(classifier), splits=1)
     metric.update(images)
     assert result["n"] == 300
     assert result["is_mean"] == pytest.approx(float(metric.compute()[0]), rel=1e-3)
