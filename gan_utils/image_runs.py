@@ -100,20 +100,19 @@ def vanilla_config(
 
 def _evaluator(
     classifier: nn.Module,
-    latent_dim: int,
+    config: TrainConfig | DistGANConfig,
     steps_per_epoch: int,
     eval_samples: int,
-    seed: int,
     reference: FeatureStatistics | None,
-    prior: str,
 ) -> EpochEvaluator:
+    """The per-epoch evaluator of a run: its latent size, prior and seed come from ``config``."""
     return EpochEvaluator(
         classifier,
-        latent_dim,
+        config.latent_dim,
         steps_per_epoch,
         num_samples=eval_samples,
-        seed=seed,
-        latent_prior=prior,
+        seed=config.seed,
+        latent_prior=config.latent_prior,
         reference=reference,
     )
 
@@ -134,15 +133,7 @@ def train_vanilla(
     """
     set_seed(config.seed)
     pair = build_pair(architecture, config.latent_dim, MNIST_SHAPE, size=size)
-    evaluator = _evaluator(
-        classifier,
-        config.latent_dim,
-        config.steps_per_epoch,
-        eval_samples,
-        config.seed,
-        reference,
-        config.latent_prior,
-    )
+    evaluator = _evaluator(classifier, config, config.steps_per_epoch, eval_samples, reference)
     history = train(pair.generator, pair.critic, data, config, callbacks=[evaluator])
     return _trained_run("vanilla", architecture, pair, config, history, evaluator)
 
@@ -223,15 +214,7 @@ def load_or_train_vanilla(
 
 
 def _replayed_run(saved, architecture, config, classifier, eval_samples, reference, epochs):
-    evaluator = _evaluator(
-        classifier,
-        config.latent_dim,
-        config.steps_per_epoch,
-        eval_samples,
-        config.seed,
-        reference,
-        config.latent_prior,
-    )
+    evaluator = _evaluator(classifier, config, config.steps_per_epoch, eval_samples, reference)
     evaluator.advance(epochs - 1)  # the latents of the earlier epochs' evaluations
     record = evaluator.evaluate(saved.generator, config.num_steps)
     replay_matches = all(
@@ -311,15 +294,7 @@ def train_dist_gan_run(
     set_seed(config.seed)
     nets = build_dist_gan(architecture, config.latent_dim, size, critic_normalization)
     pair = nets.pair
-    evaluator = _evaluator(
-        classifier,
-        config.latent_dim,
-        steps_per_epoch,
-        eval_samples,
-        config.seed,
-        reference,
-        config.latent_prior,
-    )
+    evaluator = _evaluator(classifier, config, steps_per_epoch, eval_samples, reference)
     history = train_dist_gan(
         nets.encoder, pair.generator, pair.critic, data, config, callbacks=[evaluator]
     )
