@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	GAN_UTILS_REFRESH_FIGURES=1 $(BIN)/python -m gan_utils.run_lessons $(LESSONS)
+	GAN_UTILS_REFRESH_FIGURES=1 $(BIN)/python -m gan_utils.core.lessons $(LESSONS)
 
 # Speed against plain-PyTorch references measured in the same run (about 5 minutes);
 # prints a table and writes runs/bench/results.json (`make bench BENCH_ARGS=--quick`).

@@ -4,7 +4,7 @@ Every figure is a ratio against a reference measured in the same process in the 
 run (the two interleaved, medians of the repeats), plus the absolute numbers:
 
 * toy trainer at the Mode_Collapse repository's settings (4x256 MLPs, batch 500,
-  RMSprop): steps/s of ``gan_utils.train.train`` vs the minimal loop of
+  RMSprop): steps/s of ``gan_utils.core.train.train`` vs the minimal loop of
   ``benchmarks.reference`` (minimax, 1 critic step; WGAN-GP, 5), and the achieved matmul
   GFLOP/s vs the machine's ``torch.mm`` GFLOP/s at the same thread count;
 * toy time-to-quality: wall time until minimax at the lesson's full setting covers
@@ -133,18 +133,19 @@ def _log(message: str) -> None:
 
 # ---- toy trainer throughput ---------------------------------------------------------------
 def _toy_models(variant, mixture, settings, seed: int = 0):
-    from gan_utils.runtime import set_seed
-    from gan_utils.variants import build_models
+    from gan_utils.core.runtime import set_seed
+    from gan_utils.toy.runs import build_models
 
     set_seed(seed)
     return build_models(variant, mixture, settings)
 
 
 def toy_throughput(s: BenchSettings, results: dict) -> list[Row]:
-    """Steps/s of gan_utils.train vs ReferenceGAN at the repository's settings."""
-    from gan_utils.data import get_toy_dataset
-    from gan_utils.train import train
-    from gan_utils.variants import REPOSITORY_SETTINGS, get_variant, toy_train_config
+    """Steps/s of gan_utils.core.train vs ReferenceGAN at the repository's settings."""
+    from gan_utils.core.train import train
+    from gan_utils.core.variants import get_variant
+    from gan_utils.toy.mixtures import get_toy_dataset
+    from gan_utils.toy.runs import REPOSITORY_SETTINGS, toy_train_config
 
     rows: list[Row] = []
     mixture = get_toy_dataset("grid")
@@ -258,12 +259,12 @@ def toy_throughput(s: BenchSettings, results: dict) -> list[Row]:
 def time_to_quality(
     variant: str, settings, cap_seconds: float, every_steps: int, seed: int = 0
 ) -> dict:
-    """Train ``variant`` on the grid (``gan_utils.variants.train_toy``) and evaluate the
+    """Train ``variant`` on the grid (``gan_utils.toy.runs.train_toy``) and evaluate the
     mode coverage every ``every_steps`` steps; stop at the quality bar or at the cap."""
-    from gan_utils.data import get_toy_dataset
-    from gan_utils.mode_coverage import evaluate_generator
-    from gan_utils.train import every
-    from gan_utils.variants import train_toy
+    from gan_utils.core.loop import every
+    from gan_utils.toy.coverage import evaluate_coverage
+    from gan_utils.toy.mixtures import get_toy_dataset
+    from gan_utils.toy.runs import train_toy
 
     mixture = get_toy_dataset("grid")
     out = {"variant": variant, "trace": [], "reached": False, "eval_seconds": 0.0}
@@ -271,7 +272,7 @@ def time_to_quality(
 
     def check(state) -> bool:
         e0 = time.perf_counter()
-        m = evaluate_generator(
+        m = evaluate_coverage(
             state.generator, mixture, settings.latent_dim, 2500, seed=12345 + seed
         )
         out["eval_seconds"] += time.perf_counter() - e0
@@ -298,9 +299,10 @@ def time_to_quality(
 
 
 def toy_quality(s: BenchSettings, results: dict) -> list[Row]:
-    from gan_utils.data import get_toy_dataset
-    from gan_utils.train import train
-    from gan_utils.variants import ToySettings, get_variant, toy_train_config
+    from gan_utils.core.train import train
+    from gan_utils.core.variants import get_variant
+    from gan_utils.toy.mixtures import get_toy_dataset
+    from gan_utils.toy.runs import ToySettings, toy_train_config
 
     rows: list[Row] = []
     # the lesson's full setting (figures/toy_full_setting.md): gan-toy --dataset grid
@@ -401,7 +403,7 @@ def toy_quality(s: BenchSettings, results: dict) -> list[Row]:
 
 # ---- MNIST -------------------------------------------------------------------------------
 def _image_config(latent_dim, num_steps, epoch_steps, lr):
-    from gan_utils.variants import get_variant
+    from gan_utils.core.variants import get_variant
 
     return get_variant("non_saturating").train_config(
         latent_dim=latent_dim,
@@ -424,7 +426,7 @@ class _ReferenceClassifier:
     no augmentation, schedule or evaluation."""
 
     def __init__(self, images, labels, batch_size=64, lr=2e-3, weight_decay=0.01):
-        from gan_utils.classifier import DigitClassifier
+        from gan_utils.images.classifier import DigitClassifier
 
         torch.manual_seed(0)
         self.model = DigitClassifier().train()
@@ -443,13 +445,18 @@ class _ReferenceClassifier:
 
 
 def mnist(s: BenchSettings, results: dict) -> list[Row]:
-    from gan_utils.classifier import ClassifierConfig, train_classifier
-    from gan_utils.dist_gan import DistGANConfig, conv_encoder, dist_gan_step, make_state
-    from gan_utils.image_models import build_pair
-    from gan_utils.mnist import load_mnist
-    from gan_utils.nu_gan import NuGANConfig, NuGANHook
-    from gan_utils.runtime import set_seed
-    from gan_utils.train import train
+    from gan_utils.core.runtime import set_seed
+    from gan_utils.core.train import train
+    from gan_utils.hessian.nu_gan import NuGANConfig, NuGANHook
+    from gan_utils.images.classifier import ClassifierConfig, train_classifier
+    from gan_utils.images.dist_gan import (
+        DistGANConfig,
+        conv_encoder,
+        dist_gan_step,
+        make_state,
+    )
+    from gan_utils.images.mnist import load_mnist
+    from gan_utils.images.models import build_pair
 
     rows: list[Row] = []
     train_data, test_data = load_mnist("train", verbose=False), load_mnist("test", verbose=False)
@@ -655,10 +662,15 @@ def metrics(s: BenchSettings, results: dict) -> list[Row]:
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.inception import InceptionScore
 
-    from gan_utils.classifier import DigitClassifier, load_or_train_classifier
-    from gan_utils.image_models import build_pair
-    from gan_utils.metrics import ClassifierFeatures, ClassifierLogits, fid, inception_score
-    from gan_utils.mnist import load_mnist
+    from gan_utils.images.classifier import DigitClassifier, load_or_train_classifier
+    from gan_utils.images.metrics import (
+        ClassifierFeatures,
+        ClassifierLogits,
+        fid,
+        inception_score,
+    )
+    from gan_utils.images.mnist import load_mnist
+    from gan_utils.images.models import build_pair
 
     n = s.metric_samples
     if s.trained_classifier:
@@ -747,9 +759,10 @@ def metrics(s: BenchSettings, results: dict) -> list[Row]:
 
 # ---- Hessian -----------------------------------------------------------------------------
 def hessian(s: BenchSettings, results: dict) -> list[Row]:
-    from gan_utils.hessian import HessianOperator, generator_loss, lanczos
-    from gan_utils.image_models import build_pair
-    from gan_utils.runtime import set_seed
+    from gan_utils.core.runtime import set_seed
+    from gan_utils.hessian.lanczos import HessianOperator, lanczos
+    from gan_utils.hessian.spectra import generator_loss
+    from gan_utils.images.models import build_pair
 
     set_seed(0)
     pair = build_pair("dense", 10, size="small")  # lesson 04's defaults, latent 10
@@ -917,7 +930,7 @@ def machine() -> dict:
 
 def run(settings: BenchSettings, sections=SECTIONS, out: Path | None = None) -> dict:
     """Run the sections, print the table, write ``results.json``; returns its content."""
-    from gan_utils.paths import runs_dir
+    from gan_utils.core.paths import runs_dir
 
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(1)  # as `make bench` does (Makefile: OMP_NUM_THREADS=1)

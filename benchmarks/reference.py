@@ -1,7 +1,7 @@
 """Plain-PyTorch references for ``make bench``: the minimal loops and the FLOP counts.
 
 ``ReferenceGAN`` is the GAN loop a student would write in one screen of PyTorch: the same
-networks, losses, optimisers and random draws as ``gan_utils.train.train`` (real rows by
+networks, losses, optimisers and random draws as ``gan_utils.core.train.train`` (real rows by
 index, z ~ N(0, I), one eps per sample for the gradient penalty), and none of its
 bookkeeping (config validation, history, NaN/inf checks, callbacks, checkpoints). The
 random numbers are drawn in the library's order, so at the same seed both compute the

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_utils.paths import PROJECT_ROOT, runs_dir
+from gan_utils.core.paths import PROJECT_ROOT, runs_dir
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 

@@ -23,10 +23,11 @@ from benchmarks.timing import (
     ratio,
     table,
 )
-from gan_utils.data import get_toy_dataset
-from gan_utils.runtime import set_seed
-from gan_utils.train import train
-from gan_utils.variants import REPOSITORY_SETTINGS, build_models, get_variant, toy_train_config
+from gan_utils.core.runtime import set_seed
+from gan_utils.core.train import train
+from gan_utils.core.variants import get_variant
+from gan_utils.toy.mixtures import get_toy_dataset
+from gan_utils.toy.runs import REPOSITORY_SETTINGS, build_models, toy_train_config
 
 
 def _small_settings():

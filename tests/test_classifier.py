@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gan_utils.classifier import (
+from gan_utils.images.classifier import (
     ClassifierConfig,
     DigitClassifier,
     check_images,
@@ -15,7 +15,7 @@ from gan_utils.classifier import (
     random_affine,
     train_classifier,
 )
-from gan_utils.mnist import load_mnist
+from gan_utils.images.mnist import load_mnist
 
 TINY = ClassifierConfig(num_steps=4, batch_size=16, width=4, feature_dim=8, eval_every=2)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.datasets import load_sample_images
 
-from gan_utils.colour_images import ColourDataError, load_colour_images, sklearn_crops
+from gan_utils.images.colour import ColourDataError, load_colour_images, sklearn_crops
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from gan_utils.classifier import DigitClassifier
-from gan_utils.course_table import (
+from gan_utils.core.checkpoints import save_generator
+from gan_utils.core.train import TrainConfig
+from gan_utils.images.classifier import DigitClassifier
+from gan_utils.images.course_table import (
     GeneratorKey,
     course_table,
     ensure_lessons_trained,
@@ -20,12 +22,10 @@ from gan_utils.course_table import (
     summary_rows,
     table_markdown,
 )
-from gan_utils.evaluation import save_generator
-from gan_utils.image_models import dense_generator
-from gan_utils.metrics import classifier_statistics
-from gan_utils.train import TrainConfig
+from gan_utils.images.metrics import classifier_statistics
+from gan_utils.images.models import dense_generator
 
-BUILDER = "gan_utils.image_models:dense_generator"
+BUILDER = "gan_utils.images.models:dense_generator"
 
 
 @pytest.fixture

@@ -7,9 +7,16 @@ import pytest
 import torch
 from scipy import stats
 
-from gan_utils.checkpoints import load_checkpoint, model_checkpoint_path, save_checkpoint
-from gan_utils.data import GaussianMixture, get_toy_dataset, grid, ring, two_gaussians_1d, wide_ring
-from gan_utils.history import History
+from gan_utils.core.checkpoints import load_checkpoint, model_checkpoint_path, save_checkpoint
+from gan_utils.core.history import History
+from gan_utils.toy.mixtures import (
+    GaussianMixture,
+    get_toy_dataset,
+    grid,
+    ring,
+    two_gaussians_1d,
+    wide_ring,
+)
 
 
 def test_ring_and_grid_geometry():

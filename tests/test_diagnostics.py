@@ -1,4 +1,4 @@
-"""gan_utils.diagnostics against closed forms, hand-built networks and scipy references."""
+"""gan_utils.toy.diagnostics against closed forms, hand-built networks and scipy references."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 from torch import nn
 
-from gan_utils import diagnostics as dg
+from gan_utils.toy import diagnostics as dg
 
 
 def normal_pdf(mean: float, std: float):

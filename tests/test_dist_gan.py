@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from gan_utils.checkpoints import load_checkpoint
-from gan_utils.data import ring
-from gan_utils.dist_gan import (
+from gan_utils.core.checkpoints import load_checkpoint
+from gan_utils.core.loop import DivergenceError, every
+from gan_utils.core.mlp import mlp_critic, mlp_generator
+from gan_utils.core.runtime import set_seed
+from gan_utils.images.dist_gan import (
     DistGANConfig,
     DistGANCritic,
     autoencoder_step,
@@ -31,10 +33,8 @@ from gan_utils.dist_gan import (
     reconstruction_loss,
     train_dist_gan,
 )
-from gan_utils.image_models import dcgan_critic, dcgan_generator
-from gan_utils.models import mlp_critic, mlp_generator
-from gan_utils.runtime import set_seed
-from gan_utils.train import DivergenceError, every
+from gan_utils.images.models import dcgan_critic, dcgan_generator
+from gan_utils.toy.mixtures import ring
 
 TOY = DistGANConfig(
     latent_dim=2, batch_size=16, num_steps=6, log_every=1, progress=False, device="cpu"
@@ -556,7 +556,7 @@ class TinyClassifier(nn.Module):
 
 @pytest.mark.slow  # several seconds on 2 shared cores
 def test_the_lesson_04_evaluation_hook_runs_and_leaves_training_unchanged():
-    from gan_utils.evaluation import EpochEvaluator
+    from gan_utils.images.evaluation import EpochEvaluator
 
     def nets():
         set_seed(0)

@@ -5,24 +5,22 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist
 
-from gan_utils.checkpoints import model_checkpoint_path
-from gan_utils.classifier import DigitClassifier
-from gan_utils.evaluation import (
+from gan_utils.core.checkpoints import load_generator, model_checkpoint_path, save_generator
+from gan_utils.core.latent import sample_latent
+from gan_utils.core.train import TrainConfig, train
+from gan_utils.images.classifier import DigitClassifier
+from gan_utils.images.evaluation import (
     DIGIT_KEYS,
     EVAL_KEYS,
     IMAGE_KEYS,
     EpochEvaluator,
     latent_walk,
-    load_generator,
     mean_pairwise_distance,
-    sample_latent_with,
     saturated_share,
-    save_generator,
     score_images,
 )
-from gan_utils.image_models import build_pair, dense_generator
-from gan_utils.metrics import classifier_statistics, evaluate_samples, fid
-from gan_utils.train import TrainConfig, train
+from gan_utils.images.metrics import classifier_statistics, evaluate_samples, fid
+from gan_utils.images.models import build_pair, dense_generator
 
 N = 50  # images scored per evaluation in these tests (5 splits of 10)
 
@@ -145,10 +143,10 @@ def test_fixed_noise_comes_from_the_seed_not_the_global_rng(classifier):
 
 
 def test_uniform_prior_stays_in_its_box():
-    z = sample_latent_with(torch.Generator().manual_seed(0), 1000, 2, "uniform")
+    z = sample_latent(1000, 2, "uniform", rng=torch.Generator().manual_seed(0))
     assert z.min() >= -1 and z.max() <= 1 and z.min() < -0.99
     with pytest.raises(ValueError, match="latent_prior"):
-        sample_latent_with(torch.Generator(), 2, 2, "cauchy")
+        sample_latent(2, 2, "cauchy", rng=torch.Generator())
 
 
 @pytest.mark.parametrize(
@@ -214,7 +212,7 @@ def test_save_rejects_a_foreign_builder_and_a_latent_mismatch():
             generator,
             **common,
             config=config,
-            builder="gan_utils.image_models:dense_generator",
+            builder="gan_utils.images.models:dense_generator",
             builder_kwargs={"latent_dim": 3},
         )
 
@@ -250,7 +248,7 @@ def test_mean_pairwise_distance_against_scipy():
 
 
 def test_a_dist_gan_generator_round_trips_with_its_config_class():
-    from gan_utils.dist_gan import DistGANConfig
+    from gan_utils.images.dist_gan import DistGANConfig
 
     pair = small_pair("dcgan", latent_dim=3)
     config = DistGANConfig(latent_dim=3, num_steps=7, seed=4, lambda_r=0.5, progress=False)
@@ -266,7 +264,7 @@ def test_a_dist_gan_generator_round_trips_with_its_config_class():
     )
     assert path == model_checkpoint_path("05_dist_gan", "dcgan", "dist_gan", 3, 4)
     assert torch.load(path, weights_only=False)["config_class"] == (
-        "gan_utils.dist_gan:DistGANConfig"
+        "gan_utils.images.dist_gan:DistGANConfig"
     )
     saved = load_generator("05_dist_gan", "dcgan", "dist_gan", latent_dim=3, seed=4)
     assert isinstance(saved.config, DistGANConfig)
@@ -277,7 +275,7 @@ def test_a_dist_gan_generator_round_trips_with_its_config_class():
         torch.testing.assert_close(saved.generator(z), pair.generator(z), rtol=0, atol=0)
 
 
-def test_a_lesson_04_checkpoint_without_a_config_class_loads_as_a_train_config():
+def test_a_checkpoint_of_an_older_format_is_an_error_naming_the_file_and_the_lesson():
     pair = small_pair("dense")
     config = small_config(seed=2)
     path = save_generator(
@@ -290,7 +288,26 @@ def test_a_lesson_04_checkpoint_without_a_config_class_loads_as_a_train_config()
         pair.generator_kwargs,
     )
     payload = torch.load(path, weights_only=False)
-    del payload["config_class"]  # as lesson 04 wrote them before lesson 05
+    payload["format"] = 1  # written before builders and config classes were stored together
+    del payload["config_class"]
+    torch.save(payload, path)
+    with pytest.raises(ValueError, match=r"format 1.*expected 2.*04_vanilla_gan\.ipynb"):
+        load_generator("04_vanilla_gan", "dense", "non_saturating", latent_dim=2, seed=2)
+
+
+def test_fields_a_config_class_no_longer_has_are_dropped_on_load():
+    pair = small_pair("dense")
+    config = small_config(seed=2)
+    path = save_generator(
+        pair.generator,
+        "04_vanilla_gan",
+        "dense",
+        "non_saturating",
+        config,
+        pair.generator_builder,
+        pair.generator_kwargs,
+    )
+    payload = torch.load(path, weights_only=False)
     payload["config"]["retired_field"] = 1  # a field this TrainConfig no longer has
     torch.save(payload, path)
     saved = load_generator("04_vanilla_gan", "dense", "non_saturating", latent_dim=2, seed=2)
@@ -317,7 +334,7 @@ def test_save_rejects_a_config_that_is_not_a_config_instance(config):
 
 
 def test_save_rejects_a_dataclass_without_latent_dim_or_seed():
-    from gan_utils.metrics import FeatureStatistics
+    from gan_utils.images.metrics import FeatureStatistics
 
     pair = small_pair("dense")
     stats = FeatureStatistics(np.zeros(2), np.eye(2), 2)

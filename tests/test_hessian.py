@@ -11,18 +11,17 @@ import torch
 from tiny_gans import tiny_gan
 from torch import nn
 
-from gan_utils.data import ring
-from gan_utils.hessian import (
+from gan_utils.core.losses import get_loss
+from gan_utils.core.train import TrainConfig, train
+from gan_utils.hessian.lanczos import (
     HessianOperator,
     dense_hessian,
-    gan_hessian_spectra,
     hessian_vector_product,
     lanczos,
-    spectrum_callback,
     top_eigenpairs,
 )
-from gan_utils.losses import get_loss
-from gan_utils.train import TrainConfig, train
+from gan_utils.hessian.spectra import gan_hessian_spectra, spectrum_callback
+from gan_utils.toy.mixtures import ring
 
 RTOL = 1e-6
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan_utils.image_models import (
+from gan_utils.core.mlp import count_parameters
+from gan_utils.images.models import (
     COLOUR_SHAPE,
     DCGAN_SIZES,
     MNIST_SHAPE,
@@ -14,7 +15,6 @@ from gan_utils.image_models import (
     dense_critic,
     dense_generator,
 )
-from gan_utils.models import count_parameters
 
 
 def linear_params(n_in: int, n_out: int) -> int:
@@ -132,7 +132,7 @@ def test_critic_normalisation_options(normalization):
 
 def test_build_pair_records_how_to_rebuild():
     pair = build_pair("dcgan", 7, size="small", base_width=8)
-    assert pair.generator_builder == "gan_utils.image_models:dcgan_generator"
+    assert pair.generator_builder == "gan_utils.images.models:dcgan_generator"
     assert pair.generator_kwargs["latent_dim"] == 7
     assert pair.generator_kwargs["base_width"] == 8
     again = dcgan_generator(**pair.generator_kwargs)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from gan_utils.classifier import DigitClassifier
-from gan_utils.dist_gan import ConvEncoder, DistGANConfig, MLPEncoder
-from gan_utils.evaluation import save_generator
-from gan_utils.image_runs import (
+from gan_utils.core.checkpoints import save_generator
+from gan_utils.images.classifier import DigitClassifier
+from gan_utils.images.dist_gan import ConvEncoder, DistGANConfig, MLPEncoder
+from gan_utils.images.recipe import (
     build_dist_gan,
     load_or_train_vanilla,
     reconstruct,

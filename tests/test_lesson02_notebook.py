@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gan_utils.paths import committed_figures_dir
-from gan_utils.variants import VARIANTS
+from gan_utils.core.paths import committed_figures_dir
+from gan_utils.core.variants import VARIANTS
 
 TINY = {
     "num_seeds": 2,

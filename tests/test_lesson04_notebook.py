@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from gan_utils.evaluation import load_generator
-from gan_utils.paths import figures_dir
+from gan_utils.core.checkpoints import load_generator
+from gan_utils.core.paths import figures_dir
 
 SEED = 3  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {

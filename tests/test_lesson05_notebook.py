@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 
-from gan_utils.checkpoints import model_checkpoint_path
-from gan_utils.dist_gan import DistGANConfig
-from gan_utils.evaluation import load_generator
-from gan_utils.paths import figures_dir
+from gan_utils.core.checkpoints import load_generator, model_checkpoint_path
+from gan_utils.core.paths import figures_dir
+from gan_utils.images.dist_gan import DistGANConfig
 
 SEED = 5  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {

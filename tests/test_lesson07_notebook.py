@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
-from gan_utils.evaluation import save_generator
-from gan_utils.image_models import dense_generator
-from gan_utils.paths import figures_dir
-from gan_utils.train import TrainConfig
+from gan_utils.core.checkpoints import save_generator
+from gan_utils.core.paths import figures_dir
+from gan_utils.core.train import TrainConfig
+from gan_utils.images.models import dense_generator
 
 SEED = 7
 PARAMETERS = {
@@ -37,7 +37,7 @@ def _save(lesson, model, loss, latent_dim):
         model,
         loss,
         config,
-        "gan_utils.image_models:dense_generator",
+        "gan_utils.images.models:dense_generator",
         kwargs,
     )
 

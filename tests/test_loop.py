@@ -1,4 +1,4 @@
-"""The loop scaffolding shared by gan_utils.train and gan_utils.dist_gan."""
+"""The loop scaffolding shared by gan_utils.core.train and gan_utils.images.dist_gan."""
 
 from dataclasses import dataclass, field
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan_utils.history import History
-from gan_utils.loop import DivergenceError, check_resumable, run_steps
+from gan_utils.core.history import History
+from gan_utils.core.loop import DivergenceError, check_resumable, run_steps
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gan_utils.losses import LOSSES, get_loss, gradient_penalty, interpolate
+from gan_utils.core.losses import LOSSES, get_loss, gradient_penalty, interpolate
 
 LOGITS_REAL = torch.tensor([2.0, -1.0, 0.5, 3.0])
 LOGITS_FAKE = torch.tensor([-2.0, 0.3, 1.5, -0.7])

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from gan_utils.classifier import DigitClassifier
-from gan_utils.metrics import (
+from gan_utils.images.classifier import DigitClassifier
+from gan_utils.images.metrics import (
     ClassifierFeatures,
     ClassifierLogits,
     class_histogram,
@@ -28,7 +28,7 @@ from gan_utils.metrics import (
     generate_images,
     inception_score,
 )
-from gan_utils.mnist import load_mnist
+from gan_utils.images.mnist import load_mnist
 
 # --- Inception Score: closed forms -------------------------------------------------------
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_utils import mnist
-from gan_utils.mnist import MNISTDataError, clear_mnist_cache, load_mnist
+from gan_utils.images import mnist
+from gan_utils.images.mnist import MNISTDataError, clear_mnist_cache, load_mnist
 
 
 @pytest.fixture

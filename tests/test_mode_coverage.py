@@ -9,13 +9,13 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from gan_utils.data import grid, ring
-from gan_utils.mode_coverage import (
+from gan_utils.core.latent import fixed_latents
+from gan_utils.toy.coverage import (
     NUM_EVAL_SAMPLES,
-    evaluate_generator,
-    latent_batch,
+    evaluate_coverage,
     mode_coverage,
 )
+from gan_utils.toy.mixtures import grid, ring
 
 GRID = grid()  # 25 modes, std 0.05
 RING = ring()  # 8 modes, std 0.02
@@ -120,7 +120,7 @@ def test_bad_input_names_the_parameter(kwargs, name):
         mode_coverage(**args)
 
 
-def test_evaluate_generator_uses_its_own_latents_and_leaves_the_global_rng_alone():
+def test_evaluate_coverage_uses_its_own_latents_and_leaves_the_global_rng_alone():
     class ToCentre(torch.nn.Module):  # G(z) = the ring's first centre, whatever z
         def __init__(self):
             super().__init__()
@@ -131,9 +131,9 @@ def test_evaluate_generator_uses_its_own_latents_and_leaves_the_global_rng_alone
 
     torch.manual_seed(3)
     before = torch.get_rng_state()
-    m = evaluate_generator(ToCentre(), RING, latent_dim=2)
+    m = evaluate_coverage(ToCentre(), RING, latent_dim=2)
     assert torch.equal(torch.get_rng_state(), before)
     assert m.num_samples == 2500 and m.modes_covered == 1
-    assert torch.equal(latent_batch(4, 2, seed=1), latent_batch(4, 2, seed=1))
+    assert torch.equal(fixed_latents(4, 2, seed=1), fixed_latents(4, 2, seed=1))
     with pytest.raises(ValueError, match="prior"):
-        latent_batch(4, 2, prior="cauchy")
+        fixed_latents(4, 2, prior="cauchy")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from gan_utils.models import count_parameters, mlp, mlp_critic, mlp_generator, requires_grad
+from gan_utils.core.mlp import count_parameters, mlp, mlp_critic, mlp_generator, requires_grad
 
 
 def test_mlp_shapes_and_depth():

@@ -10,12 +10,13 @@ import torch
 from tiny_gans import tiny_gan
 from torch import nn
 
-from gan_utils.data import ring
-from gan_utils.history import History
-from gan_utils.losses import get_loss
-from gan_utils.models import mlp_critic
-from gan_utils.nu_gan import NuGANConfig, NuGANHook
-from gan_utils.train import TrainConfig, TrainState, every, train
+from gan_utils.core.history import History
+from gan_utils.core.loop import every
+from gan_utils.core.losses import get_loss
+from gan_utils.core.mlp import mlp_critic
+from gan_utils.core.train import TrainConfig, TrainState, train
+from gan_utils.hessian.nu_gan import NuGANConfig, NuGANHook
+from gan_utils.toy.mixtures import ring
 
 CONFIG = TrainConfig(
     latent_dim=2, batch_size=32, num_steps=7, log_every=7, progress=False, device="cpu"

@@ -11,7 +11,7 @@ try:  # Python >= 3.11
 except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
-from gan_utils.paths import PROJECT_ROOT
+from gan_utils.core.paths import PROJECT_ROOT
 
 CONDA_NAMES = {"pytorch": "torch"}  # conda package name -> PyPI name
 

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from gan_utils import paths
-from gan_utils.report import (
+from gan_utils.core import paths
+from gan_utils.core.report import (
     is_row_table,
     load_results,
     results_table,
@@ -31,7 +31,7 @@ def test_root_follows_the_environment_variable(tmp_path, monkeypatch):
 def test_default_root_is_the_project_not_the_current_directory(tmp_path, monkeypatch):
     """Kernels start in notebooks/ (nbval, JupyterLab) or anywhere (papermill)."""
     env = {k: v for k, v in os.environ.items() if k != "GAN_UTILS_ROOT"}
-    code = "from gan_utils.paths import output_root; print(output_root())"
+    code = "from gan_utils.core.paths import output_root; print(output_root())"
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,

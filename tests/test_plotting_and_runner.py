@@ -8,9 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from gan_utils import plotting  # noqa: E402
-from gan_utils.history import History  # noqa: E402
-from gan_utils.run_lessons import lesson_notebooks  # noqa: E402
+from gan_utils.core import plotting  # noqa: E402
+from gan_utils.core.history import History  # noqa: E402
+from gan_utils.core.lessons import lesson_notebooks  # noqa: E402
 
 
 def test_save_figure_and_gif_go_to_the_figures_dir(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_utils.runtime import get_device, set_seed
+from gan_utils.core.runtime import get_device, set_seed
 
 
 def test_set_seed_fixes_python_numpy_and_torch():
@@ -27,7 +27,7 @@ def test_set_seed_rejects_bad_values(bad):
 
 def test_auto_is_cpu_without_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("gan_utils.runtime._mps_available", lambda: False)
+    monkeypatch.setattr("gan_utils.core.runtime._mps_available", lambda: False)
     assert get_device("auto") == torch.device("cpu")
 
 

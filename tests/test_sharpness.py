@@ -8,11 +8,11 @@ import pytest
 import torch
 from tiny_gans import tiny_gan
 
-from gan_utils.data import grid
-from gan_utils.history import History
-from gan_utils.mode_coverage import evaluate_generator
-from gan_utils.sharpness import coverage_callback, late_mean, merged_series, rank_correlation
-from gan_utils.train import TrainConfig, train
+from gan_utils.core.history import History
+from gan_utils.core.train import TrainConfig, train
+from gan_utils.hessian.sharpness import late_mean, merged_series, rank_correlation
+from gan_utils.toy.coverage import coverage_callback, evaluate_coverage
+from gan_utils.toy.mixtures import grid
 
 CONFIG = TrainConfig(
     latent_dim=2, batch_size=32, num_steps=6, log_every=3, progress=False, device="cpu"
@@ -30,7 +30,7 @@ def test_coverage_callback_logs_coverage_and_changes_nothing():
     assert np.array_equal(plain.series("g_loss")[1], history.series("g_loss")[1])
     steps, covered = history.series("modes_covered")
     assert steps.tolist() == [3, 6]
-    expected = evaluate_generator(generator, mixture, 2, 500).as_dict()
+    expected = evaluate_coverage(generator, mixture, 2, 500).as_dict()
     assert covered[-1] == expected["modes_covered"]
     assert history.last("modes_hit") == expected["modes_hit"]
     with pytest.raises(ValueError, match="every_steps"):

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gan_utils.toy_cli import build_parser, main, settings_from_args, variants_from_args
-from gan_utils.variants import VARIANTS
+from gan_utils.core.variants import VARIANTS
+from gan_utils.toy.cli import build_parser, main, settings_from_args, variants_from_args
 
 TINY = ["--steps", "4", "--batch_size", "16", "--width", "8", "--depth", "1"]
 TINY += ["--eval_samples", "100", "--device", "cpu", "--quiet"]

@@ -5,11 +5,12 @@ import dataclasses
 import pytest
 import torch
 
-from gan_utils.checkpoints import load_checkpoint
-from gan_utils.data import ring
-from gan_utils.models import mlp_critic, mlp_generator
-from gan_utils.runtime import set_seed
-from gan_utils.train import DivergenceError, TrainConfig, every, topk_size, train
+from gan_utils.core.checkpoints import load_checkpoint
+from gan_utils.core.loop import DivergenceError, every
+from gan_utils.core.mlp import mlp_critic, mlp_generator
+from gan_utils.core.runtime import set_seed
+from gan_utils.core.train import TrainConfig, topk_size, train
+from gan_utils.toy.mixtures import ring
 
 BASE = TrainConfig(
     latent_dim=2, batch_size=32, num_steps=20, log_every=5, progress=False, device="cpu"

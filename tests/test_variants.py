@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from gan_utils.data import grid
-from gan_utils.mode_coverage import ModeCoverage
-from gan_utils.train import every, train
-from gan_utils.variants import (
-    ALIASES,
+from gan_utils.core.loop import every
+from gan_utils.core.train import train
+from gan_utils.core.variants import ALIASES, VARIANTS, customise, get_variant
+from gan_utils.toy.coverage import ModeCoverage
+from gan_utils.toy.mixtures import grid
+from gan_utils.toy.runs import (
     REPOSITORY_SETTINGS,
-    VARIANTS,
     SweepResult,
     ToyRun,
     ToySettings,
     build_models,
-    customise,
-    get_variant,
     sweep,
     toy_train_config,
     train_toy,

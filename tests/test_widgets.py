@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gan_utils.variants import ToySettings
-from gan_utils.widgets import ToyExplorer, toy_explorer
+from gan_utils.toy.explorer import ToyExplorer, toy_explorer
+from gan_utils.toy.runs import ToySettings
 
 TINY = ToySettings(width=8, depth=1, batch_size=16, eval_samples=200, device="cpu")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gan_utils.models import mlp_critic, mlp_generator
+from gan_utils.core.mlp import mlp_critic, mlp_generator
 
 
 def tiny_gan(seed: int = 0, batch_norm: bool = False, spectral_norm: bool = False):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_utils.paths import PROJECT_ROOT, runs_dir
+from gan_utils.core.paths import PROJECT_ROOT, runs_dir
 
 BROWSER_CANDIDATES = (
     "/usr/bin/chromium",

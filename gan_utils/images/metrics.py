@@ -260,10 +260,10 @@ def generate_images(
 ) -> Tensor:
     """``num_samples`` images (N, 1, 28, 28) from ``generator`` in evaluation mode.
 
-    Latents come from ``gan_utils.train.sample_latent`` (torch's global RNG: seed first
+    Latents come from ``gan_utils.core.latent.sample_latent`` (torch's global RNG: seed first
     for reproducible samples); flat (N, 784) outputs are reshaped.
     """
-    from .train import sample_latent
+    from ..core.latent import sample_latent
 
     num_samples = _check_positive_int("num_samples", num_samples)
     latent_dim = _check_positive_int("latent_dim", latent_dim)

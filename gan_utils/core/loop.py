@@ -26,6 +26,14 @@ from tqdm.auto import tqdm
 
 from .checkpoints import load_checkpoint, save_checkpoint
 
+Callback = Callable[[Any], "bool | None"]
+
+
+def every(num_steps: int, callback: Callback) -> Callback:
+    """Run ``callback`` every ``num_steps`` generator steps (default: every log step)."""
+    callback.every = int(num_steps)  # type: ignore[attr-defined]
+    return callback
+
 
 class DivergenceError(RuntimeError):
     """A loss became NaN or infinite; the message names the step and the last good checkpoint."""

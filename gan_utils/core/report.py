@@ -11,7 +11,7 @@ A lesson starts a timer with ``lesson = start_lesson("01_gan_basics")`` and ends
 A value that is a list of rows (dicts with the same keys), such as lesson 07's table of
 every trained model, is shown as a table of its own, in the notebook and in the summary.
 
-``python -m gan_utils.report`` prints one table of every lesson's results.
+``python -m gan_utils.core.report`` prints one table of every lesson's results.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``make run``: execute every lesson headless with papermill, then print the summary.
 
-Usage: ``python -m gan_utils.run_lessons [PREFIX ...]`` (e.g. ``01 02``; default: all).
+Usage: ``python -m gan_utils.core.lessons [PREFIX ...]`` (e.g. ``01 02``; default: all).
 Executed copies go to ``<root>/runs/<notebook>/<notebook>.ipynb``; each lesson writes
 its own ``results.json`` there, and the summary table is built from those files.
 """

@@ -10,7 +10,7 @@ of that idea, not a transcription of the paper's algorithm:
 Every ``every_steps`` (N) generator steps, compute the top-``k`` eigenpairs
 :math:`(\lambda_i, v_i)` of the Hessian of the generator's loss over G's parameters,
 :math:`H_G = \nabla^2_{\theta_G} L_G(D(G(z)))`, by Lanczos on Hessian-vector products
-(``gan_utils.hessian``), on a fresh batch of z. The *sharp* directions are those with
+(``gan_utils.hessian.lanczos``), on a fresh batch of z. The *sharp* directions are those with
 :math:`\lambda_i > \tau` (``which="LA"``; with ``which="LM"`` :math:`|\lambda_i| > \tau`).
 They are cached and used at every step until the next refresh. At each step, after G's
 backward pass and before G's optimiser step (``train``'s ``grad_hook``):
@@ -67,15 +67,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .hessian import (
-    HessianOperator,
+from ..core.train import TrainState
+from .lanczos import HessianOperator, lanczos
+from .spectra import (
     critic_loss,
     draw_batch,
     generator_loss,
-    lanczos,
     preserved_buffers,
 )
-from .train import TrainState
 
 MODES = ("project", "layer", "monitor")
 HESSIAN_OF = ("generator", "critic")
@@ -145,7 +144,7 @@ def _flat(tensors: list[Tensor | None], like: list[Tensor]) -> Tensor:
 
 
 class NuGANHook:
-    """NU-GAN as a ``grad_hook`` of ``gan_utils.train.train`` (lesson 06).
+    """NU-GAN as a ``grad_hook`` of ``gan_utils.core.train.train`` (lesson 06).
 
     Usage::
 

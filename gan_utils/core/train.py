@@ -31,13 +31,13 @@ from torch import Tensor, nn
 
 from .checkpoints import load_checkpoint, rng_state, set_rng_state
 from .history import History
-from .loop import DivergenceError, check_resumable, run_steps
+from .latent import LATENT_PRIORS, sample_latent
+from .loop import Callback, DivergenceError, check_resumable, run_steps
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
-from .models import requires_grad
+from .mlp import requires_grad
 from .runtime import get_device, set_seed
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-LATENT_PRIORS = ("normal", "uniform")
 BCE_LOSSES = ("minimax", "non_saturating")
 
 
@@ -45,7 +45,7 @@ BCE_LOSSES = ("minimax", "non_saturating")
 class TrainConfig:
     """Everything that defines a training run (saved in every checkpoint with ``asdict``)."""
 
-    loss: str = "non_saturating"  # a key of gan_utils.losses.LOSSES
+    loss: str = "non_saturating"  # a key of gan_utils.core.losses.LOSSES
     latent_dim: int = 2  # size of z
     latent_prior: str = "normal"  # "normal": z ~ N(0, I); "uniform": z ~ U[-1, 1]^d
     batch_size: int = 128  # samples per critic and per generator step
@@ -128,24 +128,6 @@ class TrainState:
     step: int = 0
     stop: bool = False  # set True (or return True from a callback) to end training
     extras: dict = field(default_factory=dict)
-
-
-Callback = Callable[[TrainState], "bool | None"]
-
-
-def every(num_steps: int, callback: Callback) -> Callback:
-    """Run ``callback`` every ``num_steps`` generator steps (default: every log step)."""
-    callback.every = int(num_steps)  # type: ignore[attr-defined]
-    return callback
-
-
-def sample_latent(batch_size: int, latent_dim: int, prior: str, device: torch.device) -> Tensor:
-    """z ~ N(0, I) or U[-1, 1]^d, shape (batch_size, latent_dim), created on ``device``."""
-    if prior == "normal":
-        return torch.randn(batch_size, latent_dim, device=device)
-    if prior == "uniform":
-        return torch.rand(batch_size, latent_dim, device=device) * 2.0 - 1.0
-    raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {prior!r}")
 
 
 def topk_size(step: int, config: TrainConfig) -> int:
@@ -406,10 +388,8 @@ __all__ = [
     "TrainConfig",
     "TrainState",
     "discriminator_step",
-    "every",
     "generator_step",
     "replace",
-    "sample_latent",
     "steps_per_second",
     "topk_size",
     "train",

@@ -1,7 +1,7 @@
 r"""Watching an image GAN train, and keeping the generators it made (lesson 04; lessons 05-07).
 
 **The per-epoch evaluation hook.** ``EpochEvaluator`` is a training-loop callback
-(``gan_utils.train.every(steps_per_epoch, evaluator)``). Every ``steps_per_epoch``
+(``gan_utils.core.loop.every(steps_per_epoch, evaluator)``). Every ``steps_per_epoch``
 generator steps it draws ``num_samples`` (N) fresh latents, generates N images in
 evaluation mode, classifies them with the lesson-03 digit classifier and logs into the
 training history, at that step:
@@ -13,7 +13,7 @@ training history, at that step:
   balanced, log 10 = 2.30 when every sample is one digit),
 * ``fid`` when real feature statistics are given (FID on the classifier's feature layer),
 
-(definitions in ``gan_utils.metrics``), and for any images, digits or not,
+(definitions in ``gan_utils.images.metrics``), and for any images, digits or not,
 
 * ``saturated_share``: share of the N samples' pixel values with |x| >= 0.98,
 * ``grid_distance``: mean pairwise Euclidean distance between the images of the fixed
@@ -31,7 +31,7 @@ gives the same weights bit for bit (tested).
 **Trained generators for later lessons.** ``save_generator`` writes the generator's
 weights *and* how to rebuild it (builder ``"module:function"`` + keyword arguments, the
 training config as a dict and its class, ``TrainConfig`` for lessons 04 and 06,
-``DistGANConfig`` for lesson 05) to ``gan_utils.checkpoints.model_checkpoint_path(lesson,
+``DistGANConfig`` for lesson 05) to ``gan_utils.core.checkpoints.model_checkpoint_path(lesson,
 model, loss, latent_dim, seed)``; ``load_generator`` rebuilds the generator and the config
 from there (checkpoints written before the class was stored hold a ``TrainConfig``).
 
@@ -41,19 +41,16 @@ the ends of [-1, 1]) and ``mean_pairwise_distance`` (diversity of a sample set).
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checkpoints import load_checkpoint, model_checkpoint_path, save_checkpoint
-from .history import History
+from ..core.latent import LATENT_PRIORS, generate, sample_latent
+from ..core.train import TrainState
 from .metrics import (
     FeatureStatistics,
     class_histogram,
@@ -62,14 +59,11 @@ from .metrics import (
     fid_from_stats,
     inception_score,
 )
-from .train import LATENT_PRIORS, TrainState
 
 EVAL_SAMPLES = 1000  # N: generated images scored per evaluation in lesson 04 (10 splits of 100)
 IS_SPLITS = 10  # Inception Score splits
 MIN_SHARE = 0.02  # a digit is covered when >= 2 % of the samples are classified as it
 GRID_SIZE = 64  # images in the fixed-noise grid (8 x 8)
-CHECKPOINT_FORMAT = 1  # of save_generator's payload (format 1 + "config_class" since lesson 05)
-DEFAULT_CONFIG_CLASS = "gan_utils.train:TrainConfig"  # of checkpoints without "config_class"
 SATURATION_THRESHOLD = 0.98  # |x| at or above this counts as a saturated pixel
 IMAGE_KEYS = ("epoch", "eval_samples", "saturated_share", "grid_distance")
 DIGIT_KEYS = ("is_mean", "is_std", "classes_covered", "kl_to_uniform")
@@ -82,46 +76,6 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def sample_latent_with(
-    generator: torch.Generator, batch_size: int, latent_dim: int, prior: str = "normal"
-) -> Tensor:
-    """z ~ N(0, I) or U[-1, 1]^d, shape (batch_size, latent_dim), on the CPU, from ``generator``.
-
-    Unlike ``gan_utils.train.sample_latent`` this never touches torch's global RNG.
-    """
-    if prior == "normal":
-        return torch.randn(batch_size, latent_dim, generator=generator)
-    if prior == "uniform":
-        return torch.rand(batch_size, latent_dim, generator=generator) * 2.0 - 1.0
-    raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {prior!r}")
-
-
-@torch.no_grad()
-def generate(generator: nn.Module, z: Tensor, batch_size: int = 500) -> Tensor:
-    """G(z) in evaluation mode, in batches, on the CPU; the generator's mode is restored.
-
-    Args:
-        generator: maps (B, latent_dim) to images.
-        z: latents (N, latent_dim) on any device (moved to the generator's).
-        batch_size: latents per forward pass.
-
-    Returns:
-        A float tensor (N, ...) on the CPU.
-    """
-    parameter = next(generator.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = generator.training
-    generator.eval()
-    try:
-        chunks = [
-            generator(z[i : i + batch_size].to(device)).float().cpu()
-            for i in range(0, z.shape[0], batch_size)
-        ]
-    finally:
-        generator.train(was_training)
-    return torch.cat(chunks)
-
-
 def score_images(
     images: Tensor,
     classifier: nn.Module,
@@ -132,7 +86,7 @@ def score_images(
     """IS, classes covered, KL to uniform (and FID against ``reference``) of digit images.
 
     One classifier pass (float64 softmax of its logits) feeds all metrics of
-    ``gan_utils.metrics``.
+    ``gan_utils.images.metrics``.
 
     Args:
         images: (N, 1, 28, 28) in [-1, 1], N a multiple of ``splits``.
@@ -174,7 +128,7 @@ class EpochEvaluator:
     """Training callback scoring the generator every ``steps_per_epoch`` steps (module doc).
 
     Use it as ``train(..., callbacks=[evaluator])``: its ``every`` attribute is
-    ``steps_per_epoch``, so ``gan_utils.train`` calls it at steps k * steps_per_epoch.
+    ``steps_per_epoch``, so ``gan_utils.core.train`` calls it at steps k * steps_per_epoch.
 
     Args:
         classifier: the lesson-03 ``DigitClassifier`` (any model with ``logits(images)``
@@ -224,12 +178,12 @@ class EpochEvaluator:
         self.transform = transform
         self.min_share = min_share
         self.rng = torch.Generator().manual_seed(seed)  # the hook's own stream
-        self.fixed_z = sample_latent_with(self.rng, self.grid_size, self.latent_dim, latent_prior)
+        self.fixed_z = sample_latent(self.grid_size, self.latent_dim, latent_prior, rng=self.rng)
         self.records: list[EpochRecord] = []
 
     def evaluate(self, generator: nn.Module, step: int) -> EpochRecord:
         """Score ``generator`` now (N fresh latents) and keep the fixed-noise grid."""
-        z = sample_latent_with(self.rng, self.num_samples, self.latent_dim, self.latent_prior)
+        z = sample_latent(self.num_samples, self.latent_dim, self.latent_prior, rng=self.rng)
         images = generate(generator, z)
         grid = generate(generator, self.fixed_z)
         if self.transform is not None:
@@ -257,7 +211,7 @@ class EpochEvaluator:
         last epoch of a saved generator can be replayed exactly.
         """
         for _ in range(_positive_int("evaluations", evaluations, minimum=0)):
-            sample_latent_with(self.rng, self.num_samples, self.latent_dim, self.latent_prior)
+            sample_latent(self.num_samples, self.latent_dim, self.latent_prior, rng=self.rng)
 
     def __call__(self, state: TrainState) -> None:
         record = self.evaluate(state.generator, state.step)
@@ -340,176 +294,6 @@ def mean_pairwise_distance(images: Tensor) -> float:
     return float(distances.mean())
 
 
-# ---- trained generators for later lessons --------------------------------------------------
-def _builder_string(builder: str | Callable) -> str:
-    name = builder if isinstance(builder, str) else f"{builder.__module__}:{builder.__qualname__}"
-    if not isinstance(name, str) or ":" not in name or not name.startswith("gan_utils."):
-        raise ValueError(
-            "builder must be a function of the gan_utils package or its 'module:function' "
-            f"name (e.g. 'gan_utils.image_models:dcgan_generator'), got {builder!r}"
-        )
-    return name
-
-
-def _config_class_name(config: Any) -> str:
-    """``"module:ClassName"`` of a training config; ValueError unless it can be stored."""
-    cls = type(config)
-    name = f"{cls.__module__}:{cls.__qualname__}"
-    if not dataclasses.is_dataclass(config) or isinstance(config, type):
-        raise ValueError(
-            "config must be a training config dataclass (TrainConfig, DistGANConfig), "
-            f"got {cls.__name__}"
-        )
-    missing = [f for f in ("latent_dim", "seed") if not hasattr(config, f)]
-    if missing or not name.startswith("gan_utils."):
-        raise ValueError(
-            "config must be a dataclass of the gan_utils package with latent_dim and seed "
-            f"fields (TrainConfig, DistGANConfig), got {cls.__name__}"
-            + (f" without {missing}" if missing else "")
-        )
-    return name
-
-
-def resolve_config_class(name: str) -> type:
-    """The config dataclass named ``"gan_utils.<module>:<ClassName>"`` (as stored)."""
-    module_name, _, class_name = name.partition(":")
-    if not module_name.startswith("gan_utils.") or not class_name:
-        raise ValueError(f"config class must be 'gan_utils.<module>:<ClassName>', got {name!r}")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"config class {name!r} does not exist in this gan_utils") from error
-    if not dataclasses.is_dataclass(cls):
-        raise ValueError(f"config class {name!r} is not a dataclass")
-    return cls
-
-
-def resolve_builder(name: str) -> Callable[..., nn.Module]:
-    """The function named ``"gan_utils.<module>:<function>"``."""
-    module_name, _, function_name = _builder_string(name).partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"builder {name!r} does not exist in this gan_utils") from error
-
-
-def save_generator(
-    generator: nn.Module,
-    lesson: str,
-    model: str,
-    loss: str,
-    config: Any,
-    builder: str | Callable,
-    builder_kwargs: dict[str, Any],
-    metrics: dict[str, Any] | None = None,
-    history: History | None = None,
-) -> Path:
-    """Save a trained generator with what rebuilds it, at one path per run.
-
-    The path is ``model_checkpoint_path(lesson, model, loss, config.latent_dim,
-    config.seed)``. ``loss`` names the variant (e.g. "wasserstein_clip" and "wgan_gp" both
-    train with ``config.loss = "wasserstein"``; lesson 05 saves "dist_gan"), so it may
-    differ from ``config.loss``.
-
-    Args:
-        generator: the trained network.
-        lesson: the notebook stem, e.g. "04_vanilla_gan".
-        model: a short model name without spaces, e.g. "dcgan".
-        loss: the variant's name.
-        config: the config it was trained with: a ``TrainConfig``, a ``DistGANConfig``, or
-            any dataclass of the gan_utils package with ``latent_dim`` and ``seed`` fields
-            (stored with ``asdict``, with its class as ``"module:ClassName"``).
-        builder: the function that built it (or its "module:function" name).
-        builder_kwargs: the keyword arguments it was built with.
-        metrics: final scores to keep with it (e.g. IS at N samples).
-        history: its training history.
-
-    Returns:
-        The checkpoint's path.
-    """
-    config_class = _config_class_name(config)
-    name = _builder_string(builder)
-    if builder_kwargs.get("latent_dim", config.latent_dim) != config.latent_dim:
-        raise ValueError(
-            f"builder_kwargs latent_dim={builder_kwargs['latent_dim']} differs from "
-            f"config.latent_dim={config.latent_dim}"
-        )
-    path = model_checkpoint_path(lesson, model, loss, config.latent_dim, config.seed)
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "lesson": lesson,
-        "model": model,
-        "loss": loss,
-        "builder": name,
-        "builder_kwargs": dict(builder_kwargs),
-        "config": asdict(config),
-        "config_class": config_class,
-        "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
-        "metrics": dict(metrics or {}),
-        "history": history.to_list() if history is not None else [],
-    }
-    return save_checkpoint(path, payload)
-
-
-@dataclass
-class SavedGenerator:
-    """A generator rebuilt by ``load_generator`` and what it was trained with."""
-
-    generator: nn.Module  # in evaluation mode
-    config: Any  # TrainConfig (lessons 04, 06) or DistGANConfig (lesson 05), as saved
-    builder: str
-    builder_kwargs: dict[str, Any]
-    metrics: dict[str, Any] = field(default_factory=dict)
-    history: History = field(default_factory=History)
-    path: Path | None = None
-
-
-def load_generator(
-    lesson: str,
-    model: str,
-    loss: str,
-    latent_dim: int,
-    seed: int,
-    device: str | torch.device = "cpu",
-) -> SavedGenerator:
-    """Rebuild the generator ``save_generator`` stored for (lesson, model, loss, latent_dim, seed).
-
-    The config comes back as the class it was saved from (``SavedGenerator.config``: a
-    ``TrainConfig`` or a ``DistGANConfig``); checkpoints without a stored class (lesson
-    04's first ones) hold a ``TrainConfig``. Fields unknown to the class are dropped.
-
-    Raises:
-        FileNotFoundError: naming the path and the notebook that creates it.
-    """
-    path = model_checkpoint_path(lesson, model, loss, latent_dim, seed)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no trained generator at {path}. Create it by running notebooks/{lesson}.ipynb "
-            f"with latent_dim={latent_dim}, seed={seed} and the {model!r} model / {loss!r} "
-            f"loss (it saves its generators with gan_utils.evaluation.save_generator), e.g. "
-            f"`make run LESSONS={lesson}`."
-        )
-    payload = load_checkpoint(path, map_location="cpu")
-    if payload.get("format") != CHECKPOINT_FORMAT or "builder" not in payload:
-        raise ValueError(f"{path} is not a generator checkpoint written by save_generator")
-    generator = resolve_builder(payload["builder"])(**payload["builder_kwargs"])
-    generator.load_state_dict(payload["generator"])
-    generator.to(device).eval()
-    config_class = resolve_config_class(payload.get("config_class", DEFAULT_CONFIG_CLASS))
-    known = {f.name for f in dataclasses.fields(config_class)}
-    saved_config = payload["config"]
-    config = config_class(**{k: v for k, v in saved_config.items() if k in known})
-    return SavedGenerator(
-        generator=generator,
-        config=config,
-        builder=payload["builder"],
-        builder_kwargs=dict(payload["builder_kwargs"]),
-        metrics=dict(payload["metrics"]),
-        history=History(payload["history"]),
-        path=path,
-    )
-
-
 __all__ = [
     "DIGIT_KEYS",
     "EVAL_KEYS",
@@ -517,16 +301,9 @@ __all__ = [
     "IMAGE_KEYS",
     "EpochEvaluator",
     "EpochRecord",
-    "SavedGenerator",
-    "generate",
     "image_grid",
     "latent_walk",
-    "load_generator",
     "mean_pairwise_distance",
-    "resolve_builder",
-    "resolve_config_class",
-    "sample_latent_with",
-    "save_generator",
     "saturated_share",
     "score_images",
 ]

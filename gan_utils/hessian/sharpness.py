@@ -3,9 +3,9 @@
 Durall et al. (VISAPP 2021, arXiv 2012.09673) relate mode collapse to *sharp* minima of
 the generator's loss, i.e. to large top eigenvalues of its Hessian. To test that relation
 on a run, the lesson logs two things into the same training history at the same steps:
-the top eigenvalues (``gan_utils.hessian.spectrum_callback``, or ``nu_eig_*`` from
-``gan_utils.nu_gan.NuGANHook``) and a coverage measure (``coverage_callback`` here for the
-toy mixtures; ``gan_utils.evaluation.EpochEvaluator`` for digits). ``merged_series`` pairs
+the top eigenvalues (``gan_utils.hessian.spectra.spectrum_callback``, or ``nu_eig_*`` from
+``gan_utils.hessian.nu_gan.NuGANHook``) and a coverage measure (``coverage_callback`` here for the
+toy mixtures; ``gan_utils.images.evaluation.EpochEvaluator`` for digits). ``merged_series`` pairs
 them up by step, ``rank_correlation`` says whether they move together within a run, and
 ``late_mean`` summarises a run by the second half of its curve (the first steps, far from
 any minimum, say little about sharp minima).
@@ -19,55 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.stats
 
-from .history import History
-from .mode_coverage import evaluate_generator
-from .train import Callback, TrainState, every
-
-COVERAGE_KEYS = ("modes_covered", "modes_hit", "high_quality_percent", "kl_to_uniform")
-
-
-def coverage_callback(
-    mixture,
-    latent_dim: int,
-    every_steps: int,
-    num_samples: int = 2500,
-    prior: str = "normal",
-    seed: int = 12345,
-) -> Callback:
-    """A ``train`` callback logging a toy generator's mode coverage every ``every_steps``.
-
-    It logs ``modes_covered``, ``modes_hit``, ``high_quality_percent`` and
-    ``kl_to_uniform`` (``gan_utils.mode_coverage``, on ``num_samples`` samples from one
-    fixed latent batch of its own RNG, so training is unchanged) at the current step.
-
-    Args:
-        mixture: the ``GaussianMixture`` being learnt.
-        latent_dim: size of z.
-        every_steps: generator steps between evaluations.
-        num_samples: samples scored (2,500 everywhere in the course).
-        prior: the run's latent prior.
-        seed: seed of the latent batch.
-    """
-    for name, value in (
-        ("latent_dim", latent_dim),
-        ("every_steps", every_steps),
-        ("num_samples", num_samples),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-    def log_coverage(state: TrainState) -> None:
-        was_training = state.generator.training
-        state.generator.eval()
-        try:
-            metrics = evaluate_generator(
-                state.generator, mixture, latent_dim, num_samples, prior=prior, seed=seed
-            ).as_dict()
-        finally:
-            state.generator.train(was_training)
-        state.history.log(state.step, **{k: float(metrics[k]) for k in COVERAGE_KEYS})
-
-    return every(every_steps, log_coverage)
+from ..core.history import History
 
 
 def merged_series(history: History, keys: Sequence[str]) -> tuple[np.ndarray, ...]:
@@ -114,4 +66,4 @@ def late_mean(history: History, key: str, share: float = 0.5) -> float:
     return float(np.mean(values[-max(1, math.ceil(share * len(values))) :]))
 
 
-__all__ = ["COVERAGE_KEYS", "coverage_callback", "late_mean", "merged_series", "rank_correlation"]
+__all__ = ["late_mean", "merged_series", "rank_correlation"]

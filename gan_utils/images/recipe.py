@@ -2,7 +2,7 @@
 
 Lesson 05 sets Dist-GAN against lesson 04's vanilla GAN at the same N (samples scored per
 epoch), the same budget (epochs of ``steps_per_epoch`` steps, batch size) and the same
-architecture family (``gan_utils.image_models``). This module trains either kind with the
+architecture family (``gan_utils.images.models``). This module trains either kind with the
 course's loops and the same ``EpochEvaluator``, and returns one ``ImageRun`` per model:
 
 * ``vanilla_config``: lesson 04's ``TrainConfig`` for its default variant
@@ -12,7 +12,7 @@ course's loops and the same ``EpochEvaluator``, and returns one ``ImageRun`` per
   clone, other parameters). A reused run's last evaluation is replayed with the same
   latents, so its class histogram and fixed-noise grid are the ones lesson 04 saw;
 * ``build_dist_gan`` / ``train_dist_gan_run``: the same generator and critic plus an
-  encoder mirroring the critic (``gan_utils.dist_gan``), z ~ U[-1, 1]^d as in the paper;
+  encoder mirroring the critic (``gan_utils.images.dist_gan``), z ~ U[-1, 1]^d as in the paper;
 * ``reconstruct``: x -> G(E(x)) in evaluation mode.
 """
 
@@ -27,14 +27,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.checkpoints import load_generator
+from ..core.history import History
+from ..core.runtime import set_seed
+from ..core.train import TrainConfig, steps_per_second, train
+from ..core.variants import get_variant
 from .dist_gan import DistGANConfig, conv_encoder, mlp_encoder, train_dist_gan
-from .evaluation import EpochEvaluator, EpochRecord, generate, load_generator
-from .history import History
-from .image_models import MNIST_SHAPE, ModelPair, build_pair
+from .evaluation import EpochEvaluator, EpochRecord, generate
 from .metrics import FeatureStatistics
-from .runtime import set_seed
-from .train import TrainConfig, steps_per_second, train
-from .variants import get_variant
+from .models import MNIST_SHAPE, ModelPair, build_pair
 
 VANILLA_LESSON = "04_vanilla_gan"
 VANILLA_VARIANT = "non_saturating"
@@ -126,7 +127,7 @@ def train_vanilla(
     reference: FeatureStatistics | None = None,
     size: str = "small",
 ) -> ImageRun:
-    """Train lesson 04's vanilla GAN (``gan_utils.train``) with the per-epoch evaluator.
+    """Train lesson 04's vanilla GAN (``gan_utils.core.train``) with the per-epoch evaluator.
 
     The seed is set before building the pair, as lesson 04 does, so the same config gives
     the same initial weights and the same run.
@@ -287,7 +288,7 @@ def train_dist_gan_run(
     size: str = "small",
     critic_normalization: str = "layer",
 ) -> ImageRun:
-    """Train Dist-GAN (``gan_utils.dist_gan.train_dist_gan``) with the per-epoch evaluator.
+    """Train Dist-GAN (``gan_utils.images.dist_gan.train_dist_gan``) with the per-epoch evaluator.
 
     The evaluator draws its latents from the config's prior (U[-1, 1]^d by default).
     """

@@ -36,19 +36,17 @@ from pathlib import Path
 
 import matplotlib
 
-from .data import TOY_DATASETS
-from .paths import runs_dir
-from .plotting import save_gif
-from .runtime import DEVICE_CHOICES
-from .train import OPTIMIZERS
-from .variants import (
-    ALIASES,
+from ..core.paths import runs_dir
+from ..core.plotting import save_gif
+from ..core.runtime import DEVICE_CHOICES
+from ..core.train import OPTIMIZERS
+from ..core.variants import ALIASES, VARIANTS, customise
+from .mixtures import TOY_DATASETS
+from .runs import (
     REPOSITORY_SETTINGS,
-    VARIANTS,
     SweepResult,
     ToyRun,
     ToySettings,
-    customise,
     read_runs_csv,
     train_many,
     write_runs_csv,
@@ -261,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     matplotlib.use("Agg")
-    from . import toy_plots  # after choosing the backend
+    from . import plots as toy_plots  # after choosing the backend
 
     out = args.out or runs_dir() / "gan-toy"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Figures of lesson 02: sample snapshots, GIF frames and modes covered per variant.
 
 Generated samples are dark (blue), the real mixture light grey, so panels print in grey.
-Used by the notebook, ``gan-toy`` and ``gan_utils.widgets``.
+Used by the notebook, ``gan-toy`` and ``gan_utils.toy.explorer``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import GaussianMixture, get_toy_dataset
-from .plotting import figure_to_image, scatter_samples
-from .variants import SweepResult, ToyRun
+from ..core.plotting import figure_to_image, scatter_samples
+from .mixtures import GaussianMixture, get_toy_dataset
+from .runs import SweepResult, ToyRun
 
 REAL_POINTS = 1000  # real samples drawn behind each panel
 

@@ -1,7 +1,7 @@
 r"""Generators and critics for small images: 28x28 digits and 32x32 colour crops (lesson 04).
 
 Two pairs, both mapping :math:`z \in \mathbb{R}^{d}` to an image in [-1, 1] and an image to
-one logit (no sigmoid: the losses of ``gan_utils.losses`` work on logits):
+one logit (no sigmoid: the losses of ``gan_utils.core.losses`` work on logits):
 
 **Dense** (the "vanilla" GAN of Goodfellow et al. 2014 and of the Classic-Image-GAN and
 GANs comparative-study repositories): an MLP on the flattened image,
@@ -37,13 +37,13 @@ kernel sizes, batch norm placement and initialisation are kept (and its training
 30 epochs of 60,000 digits at batch 128, Adam with lr 2e-4, is documented in lesson 04's
 parameters). Its D ends in a sigmoid and is trained with a mean squared error against
 targets 0.9 / 0 on U[0, 1) latents with Adam beta1 = 0.05; ours ends in a logit (the loss
-applies the sigmoid stably, ``gan_utils.losses``), z ~ N(0, I), beta1 = 0.5, and the
+applies the sigmoid stably, ``gan_utils.core.losses``), z ~ N(0, I), beta1 = 0.5, and the
 critic's normalisation can be switched from batch norm to layer norm
 (``normalization="layer"``) for WGAN-GP, whose per-sample gradient penalty is not
 defined through batch statistics (Gulrajani et al. 2017, sec. 4).
 
 ``build_pair(architecture, latent_dim, ...)`` builds a generator and a critic by name and
-returns the builder names and arguments that ``gan_utils.evaluation.save_generator``
+returns the builder names and arguments that ``gan_utils.core.checkpoints.save_generator``
 stores so that later lessons can rebuild the generator.
 """
 
@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .models import ACTIVATIONS, mlp
+from ..core.mlp import ACTIVATIONS, mlp
 
 MNIST_SHAPE = (1, 28, 28)  # (channels, height, width) of MNIST digits
 COLOUR_SHAPE = (3, 32, 32)  # (channels, height, width) of the colour crops
@@ -335,14 +335,14 @@ class ModelPair:
 
     generator: nn.Module
     critic: nn.Module
-    generator_builder: str  # "module:function", e.g. "gan_utils.image_models:dcgan_generator"
+    generator_builder: str  # "module:function", e.g. "gan_utils.images.models:dcgan_generator"
     generator_kwargs: dict = field(default_factory=dict)
     critic_builder: str = ""
     critic_kwargs: dict = field(default_factory=dict)
 
 
 def builder_name(function) -> str:
-    """``"module:function"`` of a builder, the form ``gan_utils.evaluation`` stores."""
+    """``"module:function"`` of a builder, the form ``gan_utils.images.evaluation`` stores."""
     return f"{function.__module__}:{function.__qualname__}"
 
 

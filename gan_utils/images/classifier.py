@@ -31,11 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .history import History
+from ..core.checkpoints import (
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from ..core.history import History
+from ..core.paths import artifacts_dir
+from ..core.runtime import get_device, set_seed
 from .mnist import MNISTData, display_path, load_mnist
-from .paths import artifacts_dir
-from .runtime import get_device, set_seed
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -312,7 +317,7 @@ def _train(
 def _check_data(data: MNISTData, name: str) -> None:
     if not isinstance(data, MNISTData):
         raise ValueError(
-            f"{name} must be an MNISTData (gan_utils.mnist.load_mnist), got {type(data).__name__}"
+            f"{name} must be an MNISTData (gan_utils.images.mnist.load_mnist), got {type(data).__name__}"
         )
 
 

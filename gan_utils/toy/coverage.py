@@ -1,7 +1,7 @@
 r"""Mode-collapse metrics for the 2-D toy mixtures (lesson 02; DESIGN.md, "Metrics, toy").
 
 ``mode_coverage(samples, centres, std)`` is the one definition every lesson, the CLI and
-the widget use; ``evaluate_generator`` draws the 2,500 samples from a generator first.
+the widget use; ``evaluate_coverage`` draws the 2,500 samples from a generator first.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .train import LATENT_PRIORS
+from ..core.latent import fixed_latents, generate
+from ..core.loop import Callback, every
+from ..core.train import TrainState
 
 NUM_EVAL_SAMPLES = 2500  # generated samples per evaluation (DESIGN.md)
 HQ_RADIUS_IN_STD = 3.0  # a sample is high quality within 3 std of its nearest centre
@@ -121,28 +123,7 @@ def mode_coverage(
     )
 
 
-def latent_batch(
-    num_samples: int, latent_dim: int, prior: str = "normal", seed: int = 0, device="cpu"
-) -> Tensor:
-    """A fixed batch of z, shape (num_samples, latent_dim), drawn from its own generator
-    seeded with ``seed`` (the global RNG, and so training, is left untouched)."""
-    if prior not in LATENT_PRIORS:
-        raise ValueError(f"prior must be one of {LATENT_PRIORS}, got {prior!r}")
-    rng = torch.Generator().manual_seed(int(seed))
-    if prior == "normal":
-        z = torch.randn(num_samples, latent_dim, generator=rng)
-    else:
-        z = torch.rand(num_samples, latent_dim, generator=rng) * 2.0 - 1.0
-    return z.to(device)
-
-
-@torch.no_grad()
-def generate(generator: nn.Module, z: Tensor) -> Tensor:
-    """G(z) without a graph, on the CPU, shape (N, dim)."""
-    return generator(z).detach().to("cpu")
-
-
-def evaluate_generator(
+def evaluate_coverage(
     generator: nn.Module,
     mixture,
     latent_dim: int,
@@ -161,5 +142,52 @@ def evaluate_generator(
         seed: seed of the latent batch (its own RNG; training's RNG is untouched).
     """
     device = next(generator.parameters()).device
-    z = latent_batch(num_samples, latent_dim, prior, seed, device)
-    return mode_coverage(generate(generator, z), mixture.centres, mixture.std)
+    z = fixed_latents(num_samples, latent_dim, prior, seed, device)
+    return mode_coverage(generate(generator, z, batch_size=None), mixture.centres, mixture.std)
+
+
+COVERAGE_KEYS = ("modes_covered", "modes_hit", "high_quality_percent", "kl_to_uniform")
+
+
+def coverage_callback(
+    mixture,
+    latent_dim: int,
+    every_steps: int,
+    num_samples: int = 2500,
+    prior: str = "normal",
+    seed: int = 12345,
+) -> Callback:
+    """A ``train`` callback logging a toy generator's mode coverage every ``every_steps``.
+
+    It logs ``modes_covered``, ``modes_hit``, ``high_quality_percent`` and
+    ``kl_to_uniform`` (``gan_utils.toy.coverage``, on ``num_samples`` samples from one
+    fixed latent batch of its own RNG, so training is unchanged) at the current step.
+
+    Args:
+        mixture: the ``GaussianMixture`` being learnt.
+        latent_dim: size of z.
+        every_steps: generator steps between evaluations.
+        num_samples: samples scored (2,500 everywhere in the course).
+        prior: the run's latent prior.
+        seed: seed of the latent batch.
+    """
+    for name, value in (
+        ("latent_dim", latent_dim),
+        ("every_steps", every_steps),
+        ("num_samples", num_samples),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+    def log_coverage(state: TrainState) -> None:
+        was_training = state.generator.training
+        state.generator.eval()
+        try:
+            metrics = evaluate_coverage(
+                state.generator, mixture, latent_dim, num_samples, prior=prior, seed=seed
+            ).as_dict()
+        finally:
+            state.generator.train(was_training)
+        state.history.log(state.step, **{k: float(metrics[k]) for k in COVERAGE_KEYS})
+
+    return every(every_steps, log_coverage)

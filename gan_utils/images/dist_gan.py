@@ -78,11 +78,11 @@ autoencoder optimiser holds E's and G's parameters, so G has two Adam states, as
 code), z uniform in [-1, 1]. What we do not copy: the code's images lie in [0, 1] with a
 sigmoid generator output, ours in [-1, 1] with tanh (the course's convention); its
 networks are larger (latent 100, 64-128-256 channels, 5x5 kernels; see
-``gan_utils.image_models`` for ours); it has a learning-rate decay switched off on MNIST
+``gan_utils.images.models`` for ours); it has a learning-rate decay switched off on MNIST
 (decay rate 1.0).
 
 Cost: one step runs E twice, G five times, D nine times (plus the penalty's double
-backward pass): 2.3-3.5 times a plain GAN step of ``gan_utils.train`` with the same
+backward pass): 2.3-3.5 times a plain GAN step of ``gan_utils.core.train`` with the same
 networks, measured on one CPU thread with lesson 04's small DCGAN and dense pairs at
 batch 64 (lesson 05).
 
@@ -91,7 +91,7 @@ lists them), **and how this module avoids them** (each checked by a test in
 ``tests/test_dist_gan.py``):
 
 * *one interpolation coefficient per pixel instead of per sample*: ``gradient_penalty``
-  uses ``gan_utils.losses.interpolate``, whose :math:`\epsilon` has shape (B, 1, ..., 1);
+  uses ``gan_utils.core.losses.interpolate``, whose :math:`\epsilon` has shape (B, 1, ..., 1);
 * *a gradient penalty that does not propagate into the critic's gradients*: the input
   gradient is taken with ``create_graph=True`` and the penalty is added to D's loss
   before its backward pass, so it reaches D's parameters;
@@ -99,8 +99,8 @@ lists them), **and how this module avoids them** (each checked by a test in
   fakes keep their graph; D is frozen with ``requires_grad(critic, False)``, not by
   detaching its input.
 
-``train_dist_gan`` runs the loop with the machinery of ``gan_utils.train`` (the shared
-scaffolding of ``gan_utils.loop.run_steps``): the same callbacks (``every``; a state with ``.generator``, ``.critic``, ``.step``, ``.history``,
+``train_dist_gan`` runs the loop with the machinery of ``gan_utils.core.train`` (the shared
+scaffolding of ``gan_utils.core.loop.run_steps``): the same callbacks (``every``; a state with ``.generator``, ``.critic``, ``.step``, ``.history``,
 ``.config``, ``.device``), checkpoints with models, optimisers, RNG states, config and
 history, bit-identical resume, and ``DivergenceError`` on NaN/inf.
 """
@@ -116,14 +116,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checkpoints import load_checkpoint, rng_state, set_rng_state
-from .history import History
-from .image_models import MNIST_SHAPE, check_image_shape, dcgan_init_
-from .loop import check_resumable, run_steps
-from .losses import interpolate
-from .models import mlp, requires_grad
-from .runtime import get_device, set_seed
-from .train import LATENT_PRIORS, Callback, check_data, draw_real, sample_latent
+from ..core.checkpoints import load_checkpoint, rng_state, set_rng_state
+from ..core.history import History
+from ..core.latent import sample_latent
+from ..core.loop import Callback, check_resumable, run_steps
+from ..core.losses import interpolate
+from ..core.mlp import mlp, requires_grad
+from ..core.runtime import get_device, set_seed
+from ..core.train import LATENT_PRIORS, check_data, draw_real
+from .models import MNIST_SHAPE, check_image_shape, dcgan_init_
 
 RECONSTRUCTIONS = ("feature", "pixel")
 GP_SLOPES = ("rms", "norm")
@@ -137,7 +138,7 @@ RESUMABLE_CHANGES = ("checkpoint_every", "progress", "device")
 class ConvEncoder(nn.Module):
     """E: images (B, C, H, W) -> latents (B, latent_dim) by two stride-2 convs and a linear map.
 
-    The mirror image of ``gan_utils.image_models.DCGANCritic`` (and of the reference
+    The mirror image of ``gan_utils.images.models.DCGANCritic`` (and of the reference
     code's ``encoder_dcgan_mnist``, which has a third conv and 5x5 kernels)::
 
         Conv(C -> b, 4, 2, 1), LeakyReLU(0.2)                # (b, H/2, W/2)
@@ -425,7 +426,7 @@ def gradient_penalty(
     r"""The reference code's gradient penalty (unweighted), mean over samples of (s - 1)^2.
 
     :math:`\hat x_i = \epsilon_i x_i + (1 - \epsilon_i) G(z)_i` with one
-    :math:`\epsilon_i \sim U[0, 1]` per sample (``gan_utils.losses.interpolate``);
+    :math:`\epsilon_i \sim U[0, 1]` per sample (``gan_utils.core.losses.interpolate``);
     :math:`g_i = \nabla_{\hat x} D(\hat x_i)` flattened to n numbers;
     ``slope="rms"``: :math:`s_i = \sqrt{\tfrac1n \sum_j g_{ij}^2} = \lVert g_i \rVert_2 /
     \sqrt n` (the reference code: ``sqrt(reduce_mean(square(gradients)))``);
@@ -728,7 +729,7 @@ def train_dist_gan(
         data: a tensor (N, ...) of real samples, or ``sample_real(batch_size) -> tensor``
             that uses torch's global RNG (for exact resume).
         config: the run's settings; see ``DistGANConfig``.
-        callbacks: as in ``gan_utils.train.train``: functions of the state (a
+        callbacks: as in ``gan_utils.core.train.train``: functions of the state (a
             ``DistGANState``), called every ``callback.every`` steps (``every``; default
             ``log_every``); returning True stops training.
         checkpoint_path: where to write checkpoints (every ``checkpoint_every`` steps and

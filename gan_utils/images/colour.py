@@ -5,7 +5,7 @@ which cannot be fetched offline. ``load_colour_images`` returns 32x32 RGB images
 first source that is available:
 
 1. **CIFAR-10** (torchvision's ``cifar-10-batches-py`` folder under
-   ``gan_utils.paths.data_dir()``): the first ``num_images`` training images.
+   ``gan_utils.core.paths.data_dir()``): the first ``num_images`` training images.
 2. **Flowers102** (torchvision's ``flowers-102`` folder there): the first ``num_images``
    training photographs, centre-cropped to a square and resized to 32x32.
 3. **The two photographs scikit-learn ships** (``sklearn.datasets.load_sample_images``:
@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .paths import data_dir
+from ..core.paths import data_dir
 
 SOURCES = ("auto", "cifar10", "flowers102", "sklearn")
 IMAGE_SIZE = 32

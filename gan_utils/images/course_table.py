@@ -1,6 +1,6 @@
 """Every generator the course trained, scored the same way (lesson 07).
 
-Lessons 04-06 save their trained generators with ``gan_utils.evaluation.save_generator``
+Lessons 04-06 save their trained generators with ``gan_utils.core.checkpoints.save_generator``
 under ``<root>/artifacts/models/<lesson>/``. This module finds them
 (``saved_generator_keys``), trains the lessons whose generators are missing by running
 their notebooks at default settings (``ensure_lessons_trained``), and scores every digit
@@ -29,11 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint
+from ..core.checkpoints import load_checkpoint, load_generator
+from ..core.paths import artifacts_dir
 from .classifier import DigitClassifier
-from .evaluation import load_generator
 from .metrics import FeatureStatistics, evaluate_samples, generate_images
-from .paths import artifacts_dir
 
 COURSE_LESSONS = ("04_vanilla_gan", "05_dist_gan", "06_nu_gan_lanczos")
 METRIC_KEYS = ("is_mean", "fid", "classes_covered", "kl_to_uniform")
@@ -88,8 +87,8 @@ def saved_generator_keys(
 
 
 def default_lesson_runner(lesson: str, parameters: dict[str, Any]) -> Path:
-    """Execute ``notebooks/<lesson>.ipynb`` with papermill (``gan_utils.run_lessons``)."""
-    from .run_lessons import NOTEBOOKS_DIR, run_notebook
+    """Execute ``notebooks/<lesson>.ipynb`` with papermill (``gan_utils.core.lessons``)."""
+    from ..core.lessons import NOTEBOOKS_DIR, run_notebook
 
     return run_notebook(NOTEBOOKS_DIR / f"{lesson}.ipynb", parameters)
 

@@ -1,0 +1,1 @@
+"""core: what every lesson uses; imports none of the other areas."""

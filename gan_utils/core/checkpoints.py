@@ -1,0 +1,261 @@
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
+
+A training checkpoint holds the models, the optimisers, every RNG state, the config
+(as a dict) and the history, written atomically (temporary file + rename) so an
+interrupted write never destroys the previous checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .history import History
+from .paths import artifacts_dir
+
+CHECKPOINT_FORMAT = 2  # of save_generator's payload: builder, config and its class, weights
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every RNG a run uses: Python, NumPy, torch CPU and all CUDA devices."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` returned."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` with torch.save to ``path`` atomically; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by ``save_checkpoint``.
+
+    Raises:
+        FileNotFoundError: naming the path, when there is no checkpoint there.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (train first, or pass the path of an existing "
+            "checkpoint)"
+        )
+    # weights_only=False: our own checkpoints also hold NumPy/Python RNG states and dicts.
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def model_checkpoint_path(lesson: str, model: str, loss: str, latent_dim: int, seed: int) -> Path:
+    """One path per (lesson, model, loss, latent_dim, seed) under ``<root>/artifacts/models``.
+
+    Lessons 04-06 save their trained generators here and lesson 07 finds them here.
+    """
+    for name, value in (("lesson", lesson), ("model", model), ("loss", loss)):
+        if not value or any(c in str(value) for c in "/\\ "):
+            raise ValueError(
+                f"{name} must be a non-empty name without slashes or spaces, got {value!r}"
+            )
+    return (
+        artifacts_dir("models", str(lesson))
+        / f"{model}-{loss}-z{int(latent_dim)}-seed{int(seed)}.pt"
+    )
+
+
+# ---- trained generators, rebuilt in later lessons --------------------------------------------
+def _builder_string(builder: str | Callable) -> str:
+    name = builder if isinstance(builder, str) else f"{builder.__module__}:{builder.__qualname__}"
+    if not isinstance(name, str) or ":" not in name or not name.startswith("gan_utils."):
+        raise ValueError(
+            "builder must be a function of the gan_utils package or its 'module:function' "
+            f"name (e.g. 'gan_utils.images.models:dcgan_generator'), got {builder!r}"
+        )
+    return name
+
+
+def _config_class_name(config: Any) -> str:
+    """``"module:ClassName"`` of a training config; ValueError unless it can be stored."""
+    cls = type(config)
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise ValueError(
+            "config must be a training config dataclass (TrainConfig, DistGANConfig), "
+            f"got {cls.__name__}"
+        )
+    missing = [f for f in ("latent_dim", "seed") if not hasattr(config, f)]
+    if missing or not name.startswith("gan_utils."):
+        raise ValueError(
+            "config must be a dataclass of the gan_utils package with latent_dim and seed "
+            f"fields (TrainConfig, DistGANConfig), got {cls.__name__}"
+            + (f" without {missing}" if missing else "")
+        )
+    return name
+
+
+def resolve_config_class(name: str) -> type:
+    """The config dataclass named ``"gan_utils.<module>:<ClassName>"`` (as stored)."""
+    module_name, _, class_name = name.partition(":")
+    if not module_name.startswith("gan_utils.") or not class_name:
+        raise ValueError(f"config class must be 'gan_utils.<module>:<ClassName>', got {name!r}")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"config class {name!r} does not exist in this gan_utils") from error
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"config class {name!r} is not a dataclass")
+    return cls
+
+
+def resolve_builder(name: str) -> Callable[..., nn.Module]:
+    """The function named ``"gan_utils.<module>:<function>"``."""
+    module_name, _, function_name = _builder_string(name).partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"builder {name!r} does not exist in this gan_utils") from error
+
+
+def save_generator(
+    generator: nn.Module,
+    lesson: str,
+    model: str,
+    loss: str,
+    config: Any,
+    builder: str | Callable,
+    builder_kwargs: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    history: History | None = None,
+) -> Path:
+    """Save a trained generator with what rebuilds it, at one path per run.
+
+    The path is ``model_checkpoint_path(lesson, model, loss, config.latent_dim,
+    config.seed)``. ``loss`` names the variant (e.g. "wasserstein_clip" and "wgan_gp" both
+    train with ``config.loss = "wasserstein"``; lesson 05 saves "dist_gan"), so it may
+    differ from ``config.loss``.
+
+    Args:
+        generator: the trained network.
+        lesson: the notebook stem, e.g. "04_vanilla_gan".
+        model: a short model name without spaces, e.g. "dcgan".
+        loss: the variant's name.
+        config: the config it was trained with: a ``TrainConfig``, a ``DistGANConfig``, or
+            any dataclass of the gan_utils package with ``latent_dim`` and ``seed`` fields
+            (stored with ``asdict``, with its class as ``"module:ClassName"``).
+        builder: the function that built it (or its "module:function" name).
+        builder_kwargs: the keyword arguments it was built with.
+        metrics: final scores to keep with it (e.g. IS at N samples).
+        history: its training history.
+
+    Returns:
+        The checkpoint's path.
+    """
+    config_class = _config_class_name(config)
+    name = _builder_string(builder)
+    if builder_kwargs.get("latent_dim", config.latent_dim) != config.latent_dim:
+        raise ValueError(
+            f"builder_kwargs latent_dim={builder_kwargs['latent_dim']} differs from "
+            f"config.latent_dim={config.latent_dim}"
+        )
+    path = model_checkpoint_path(lesson, model, loss, config.latent_dim, config.seed)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "lesson": lesson,
+        "model": model,
+        "loss": loss,
+        "builder": name,
+        "builder_kwargs": dict(builder_kwargs),
+        "config": asdict(config),
+        "config_class": config_class,
+        "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+        "metrics": dict(metrics or {}),
+        "history": history.to_list() if history is not None else [],
+    }
+    return save_checkpoint(path, payload)
+
+
+@dataclass
+class SavedGenerator:
+    """A generator rebuilt by ``load_generator`` and what it was trained with."""
+
+    generator: nn.Module  # in evaluation mode
+    config: Any  # TrainConfig (lessons 04, 06) or DistGANConfig (lesson 05), as saved
+    builder: str
+    builder_kwargs: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: History = field(default_factory=History)
+    path: Path | None = None
+
+
+def load_generator(
+    lesson: str,
+    model: str,
+    loss: str,
+    latent_dim: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> SavedGenerator:
+    """Rebuild the generator ``save_generator`` stored for (lesson, model, loss, latent_dim, seed).
+
+    The config comes back as the class it was saved from (``SavedGenerator.config``: a
+    ``TrainConfig`` or a ``DistGANConfig``); checkpoints without a stored class (lesson
+    04's first ones) hold a ``TrainConfig``. Fields unknown to the class are dropped.
+
+    Raises:
+        FileNotFoundError: naming the path and the notebook that creates it.
+    """
+    path = model_checkpoint_path(lesson, model, loss, latent_dim, seed)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no trained generator at {path}. Create it by running notebooks/{lesson}.ipynb "
+            f"with latent_dim={latent_dim}, seed={seed} and the {model!r} model / {loss!r} "
+            f"loss (it saves its generators with gan_utils.core.checkpoints.save_generator), e.g. "
+            f"`make run LESSONS={lesson}`."
+        )
+    payload = load_checkpoint(path, map_location="cpu")
+    if payload.get("format") != CHECKPOINT_FORMAT or "builder" not in payload:
+        raise ValueError(
+            f"{path} is not a generator checkpoint of this gan_utils (format "
+            f"{payload.get('format')!r}, expected {CHECKPOINT_FORMAT}): delete it and re-run "
+            f"notebooks/{lesson}.ipynb, which writes it again"
+        )
+    generator = resolve_builder(payload["builder"])(**payload["builder_kwargs"])
+    generator.load_state_dict(payload["generator"])
+    generator.to(device).eval()
+    config_class = resolve_config_class(payload["config_class"])
+    known = {f.name for f in dataclasses.fields(config_class)}
+    saved_config = payload["config"]
+    config = config_class(**{k: v for k, v in saved_config.items() if k in known})
+    return SavedGenerator(
+        generator=generator,
+        config=config,
+        builder=payload["builder"],
+        builder_kwargs=dict(payload["builder_kwargs"]),
+        metrics=dict(payload["metrics"]),
+        history=History(payload["history"]),
+        path=path,
+    )

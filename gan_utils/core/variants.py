@@ -1,0 +1,186 @@
+r"""The ten GAN loss variants of the course: one registry, ``VARIANTS``, of ``Variant`` entries.
+
+Every variant is a name in ``VARIANTS`` and differs from the others only in the
+``TrainConfig`` fields it sets and in the critic's spectral normalisation:
+
+====================  ==============  ========  ==========================================
+name                  loss            n_critic  Lipschitz constraint / generator update
+====================  ==============  ========  ==========================================
+minimax               minimax         1         -
+non_saturating        non_saturating  1         -
+non_saturating_topk   non_saturating  1         top-k generator update
+hinge                 hinge           1         -
+least_squares         least_squares   1         -
+wasserstein           wasserstein     5         none (shows why one is needed)
+wasserstein_clip      wasserstein     5         weights clipped to [-0.01, 0.01]
+wasserstein_sn        wasserstein     5         spectral norm on every critic layer
+wgan_gp               wasserstein     5         gradient penalty, lambda = 10
+wgan_gp_topk          wasserstein     5         gradient penalty + top-k generator update
+====================  ==============  ========  ==========================================
+
+Top-k (Sinha et al. 2020): the generator loss uses only the k fakes with the highest
+critic score, :math:`k = \max(\gamma^{e} B, \nu B)` at epoch e (gamma 0.99, nu 0.5,
+an epoch = ``steps_per_epoch`` generator steps; the Mode_Collapse repository's 10,000
+samples at batch 500 make 20). The repository's loss names (standard, non-saturating,
+least-squares, wasserstein-gp) are accepted as aliases.
+
+The registry is shared by the toy lessons (``gan_utils.toy.runs``, lesson 02) and the
+image lessons (``gan_utils.images.recipe``, lesson 04).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from .losses import LOSSES
+from .train import TrainConfig
+
+WASSERSTEIN_N_CRITIC = 5  # critic steps per generator step for the Wasserstein family
+CLIP_VALUE = 0.01  # WGAN weight clipping (Arjovsky et al. 2017; the repository)
+GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017; the repository used 2)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A GAN variant: a loss of ``gan_utils.core.losses.LOSSES`` plus training options."""
+
+    name: str  # the key in VARIANTS
+    loss: str  # a key of gan_utils.core.losses.LOSSES
+    description: str  # one line for tables and the widget
+    n_critic: int = 1  # critic steps per generator step
+    clip_value: float | None = None  # clip the critic's weights to [-c, c]
+    gp_weight: float = 0.0  # lambda of the gradient penalty
+    spectral_norm: bool = False  # spectral normalisation of every critic layer
+    topk: bool = False  # top-k generator update
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+
+    def train_config(self, **changes) -> TrainConfig:
+        """The variant's ``TrainConfig``; ``changes`` set any other field (or override)."""
+        fields = {
+            "loss": self.loss,
+            "n_critic": self.n_critic,
+            "clip_value": self.clip_value,
+            "gp_weight": self.gp_weight,
+            "topk": self.topk,
+        }
+        return TrainConfig(**{**fields, **changes})
+
+    def critic_options(self) -> dict:
+        """Keyword arguments for ``gan_utils.core.mlp.mlp_critic``."""
+        return {"spectral_norm": self.spectral_norm}
+
+
+_W = WASSERSTEIN_N_CRITIC
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("minimax", "minimax", "standard GAN: G minimises log(1 - D(G(z)))"),
+        Variant("non_saturating", "non_saturating", "G maximises log D(G(z))"),
+        Variant(
+            "non_saturating_topk",
+            "non_saturating",
+            "non-saturating, G learns from its top-k fakes only",
+            topk=True,
+        ),
+        Variant("hinge", "hinge", "hinge critic (margin 1), G raises D(G(z))"),
+        Variant("least_squares", "least_squares", "LSGAN (a=0, b=1, c=1)"),
+        Variant("wasserstein", "wasserstein", "WGAN without a Lipschitz constraint", n_critic=_W),
+        Variant(
+            "wasserstein_clip",
+            "wasserstein",
+            f"WGAN, critic weights clipped to [-{CLIP_VALUE}, {CLIP_VALUE}]",
+            n_critic=_W,
+            clip_value=CLIP_VALUE,
+        ),
+        Variant(
+            "wasserstein_sn",
+            "wasserstein",
+            "WGAN, spectral norm on every critic layer",
+            n_critic=_W,
+            spectral_norm=True,
+        ),
+        Variant(
+            "wgan_gp",
+            "wasserstein",
+            f"WGAN-GP, gradient penalty lambda = {GP_WEIGHT:g}",
+            n_critic=_W,
+            gp_weight=GP_WEIGHT,
+        ),
+        Variant(
+            "wgan_gp_topk",
+            "wasserstein",
+            "WGAN-GP with the top-k generator update",
+            n_critic=_W,
+            gp_weight=GP_WEIGHT,
+            topk=True,
+        ),
+    )
+}
+
+# The Mode_Collapse repository's --loss names.
+ALIASES: dict[str, str] = {
+    "standard": "minimax",
+    "non-saturating": "non_saturating",
+    "least-squares": "least_squares",
+    "wasserstein-gp": "wgan_gp",
+}
+
+
+def variant_names() -> list[str]:
+    """The ten variant names, in the lesson's order."""
+    return list(VARIANTS)
+
+
+def get_variant(name: str | Variant) -> Variant:
+    """A variant by name (or alias); an unknown name raises a ValueError listing the choices."""
+    if isinstance(name, Variant):
+        return name
+    if isinstance(name, str):
+        key = ALIASES.get(name, name)
+        if key in VARIANTS:
+            return VARIANTS[key]
+    raise ValueError(
+        f"variant must be one of {list(VARIANTS)} (aliases: {sorted(ALIASES)}), got {name!r}"
+    )
+
+
+def customise(
+    variant: str | Variant,
+    spectral_norm: bool = False,
+    clip_value: float | None = None,
+    topk: bool = False,
+    n_critic: int | None = None,
+) -> Variant:
+    """A variant with options switched on (the CLI's --spectral_norm, --clip_weights, --topk).
+
+    The result takes the name of the registered variant it equals (e.g. wasserstein +
+    spectral_norm is ``wasserstein_sn``), else ``"<name>+sn+clip<c>+topk"``.
+    """
+    base = get_variant(variant)
+    changes = {}
+    if spectral_norm:
+        changes["spectral_norm"] = True
+    if clip_value:
+        changes["clip_value"] = float(clip_value)
+    if topk:
+        changes["topk"] = True
+    if n_critic is not None:
+        changes["n_critic"] = int(n_critic)
+    if not changes:
+        return base
+    custom = dataclasses.replace(base, **changes)
+    for known in VARIANTS.values():
+        if dataclasses.replace(custom, name=known.name, description=known.description) == known:
+            return known
+    tags = [base.name]
+    tags += ["sn"] if custom.spectral_norm and not base.spectral_norm else []
+    tags += [f"clip{custom.clip_value:g}"] if custom.clip_value != base.clip_value else []
+    tags += ["topk"] if custom.topk and not base.topk else []
+    tags += [f"ncritic{custom.n_critic}"] if custom.n_critic != base.n_critic else []
+    return dataclasses.replace(
+        custom, name="+".join(tags), description=f"{base.description} ({', '.join(tags[1:])})"
+    )

@@ -1,0 +1,1 @@
+"""hessian: Hessian spectra by Lanczos and NU-GAN, lesson 06."""

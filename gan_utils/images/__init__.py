@@ -1,0 +1,1 @@
+"""images: MNIST digits and colour images, lessons 03-07."""
