@@ -64,6 +64,35 @@ def test_nan_raises_and_resets_the_networks_to_the_last_checkpoint(tmp_path):
     torch.testing.assert_close(state.net.weight, saved["weight"] + 2.0)  # as at step 2
 
 
+def test_a_stop_between_log_steps_after_a_nan_keeps_the_last_good_checkpoint(tmp_path):
+    # log every 4 steps, checkpoint at step 4; the loss turns NaN at step 5 and a callback
+    # stops at step 6, between two log steps: the partial interval holds the NaN.
+    state = State()
+    path = tmp_path / "ckpt.pt"
+    start = state.net.weight.detach().clone()
+
+    def step():
+        with torch.no_grad():
+            state.net.weight.add_(1.0)
+        return {"x": torch.tensor(float("nan") if state.step >= 4 else 0.0)}
+
+    def payload(s):
+        return {"step": s.step, "net": {k: v.clone() for k, v in s.net.state_dict().items()}}
+
+    def stop_at_six(s):
+        return s.step == 6
+
+    stop_at_six.every = 1
+    config = Config(num_steps=8, log_every=4, checkpoint_every=4)
+    with pytest.raises(DivergenceError, match="step 6.*last good checkpoint"):
+        run_steps(state, step, config, [stop_at_six], path, payload, {"net": state.net})
+    kept = torch.load(path, weights_only=False)
+    assert kept["step"] == 4  # not overwritten with the diverged weights of step 6
+    torch.testing.assert_close(kept["net"]["weight"], start + 4.0)
+    torch.testing.assert_close(state.net.weight, start + 4.0)  # networks reset to it
+    assert state.history.series("x")[0].tolist() == [4]  # the NaN interval is not logged
+
+
 def test_check_resumable_names_the_changed_fields():
     check_resumable({"a": [1, 2], "b": 3}, {"a": (1, 2), "b": 3}, ())  # tuples round-trip
     with pytest.raises(ValueError, match=r"\['b'\]"):

@@ -1,16 +1,29 @@
-"""The scaffolding around a training step, shared by ``train.train`` and ``dist_gan.train_dist_gan``.
+"""The one step loop of the course, and the callback protocol it calls.
 
-Both loops make one step at a time and differ only in what a step does and what a
+``run_steps`` runs any training step until ``config.num_steps``: the GAN step of
+``gan_utils.core.train.train`` (lessons 01, 02, 04, 06) and Dist-GAN's step
+(``gan_utils.images.dist_gan``, lesson 05) differ only in what a step does and what a
 checkpoint holds. Everything else lives here, once:
 
 * interval means of the step's logged values, one host sync per ``log_every`` steps, with
   a NaN/inf check that raises ``DivergenceError`` (and resets the networks to the last
-  good checkpoint when there is one);
+  good checkpoint when there is one). The partial interval of a run that a callback
+  stops between two log steps is checked the same way, before the final checkpoint is
+  written, so a diverged state never overwrites the last good checkpoint;
 * callbacks every ``callback.every`` steps (default ``log_every``); one returning True
-  stops training, and the partial interval is still logged;
+  stops training;
 * checkpoints every ``checkpoint_every`` steps and at the end;
 * KeyboardInterrupt names the last checkpoint; a tqdm bar; the wall time;
 * ``check_resumable``: a checkpoint's config against the current one.
+
+**The callback protocol.** A callback is any callable ``callback(state) -> bool | None``
+of the training state (``TrainState`` of ``gan_utils.core.train``, Dist-GAN's state: both
+have ``.generator``, ``.critic``, ``.step``, ``.history``, ``.config``, ``.device``). The
+loop calls it after the step whose number is a multiple of ``callback.every`` (set it
+with ``every(num_steps, callback)``; without it, every ``log_every`` steps). It may log
+into ``state.history`` at ``state.step``; returning True (or setting ``state.stop``)
+ends training after this step. Callbacks that only observe (evaluation hooks, spectra)
+draw from their own RNG so that a run trains exactly as it would without them.
 """
 
 from __future__ import annotations
@@ -81,6 +94,18 @@ def divergence_message(step: int, bad: dict[str, float], last_good: Path | None)
     )
 
 
+def _log_interval(
+    state: Any, sums: Mapping[str, Tensor], count: int, last_good: Path | None
+) -> dict[str, float]:
+    """Log the means of an interval of ``count`` steps; DivergenceError if one is NaN/inf."""
+    row = {k: (v / count).item() for k, v in sums.items()}
+    bad = {k: v for k, v in row.items() if not math.isfinite(v)}
+    if bad:
+        raise DivergenceError(divergence_message(state.step, bad, last_good))
+    state.history.log(state.step, **row)
+    return row
+
+
 def run_steps(
     state: Any,
     step_fn: Callable[[], dict[str, Tensor]],
@@ -137,12 +162,8 @@ def run_steps(
                 sums[key] = sums[key] + value if key in sums else value.clone()
             bar.update(1)
             if state.step % config.log_every == 0 or state.step == config.num_steps:
-                row = {k: (v / count).item() for k, v in sums.items()}  # one host sync per log
+                row = _log_interval(state, sums, count, last_good)  # one host sync per log
                 sums, count = {}, 0
-                bad = {k: v for k, v in row.items() if not math.isfinite(v)}
-                if bad:
-                    raise DivergenceError(divergence_message(state.step, bad, last_good))
-                state.history.log(state.step, **row)
                 bar.set_postfix(
                     {label: f"{row[key]:.3f}" for label, key in postfix.items() if key in row},
                     refresh=False,
@@ -156,10 +177,9 @@ def run_steps(
                 and state.step % config.checkpoint_every == 0
             ):
                 last_good = save_checkpoint(checkpoint_path, payload(state))
-        if count:  # stopped by a callback between log steps: log the partial interval
-            row = {k: (v / count).item() for k, v in sums.items()}
-            if all(math.isfinite(v) for v in row.values()):
-                state.history.log(state.step, **row)
+        if count:  # stopped by a callback between log steps: the partial interval is
+            # checked like any other before the final checkpoint may overwrite the last good one
+            _log_interval(state, sums, count, last_good)
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, payload(state))
     except DivergenceError:
