@@ -1,6 +1,6 @@
 # Two commands for a new user: `make run` (every lesson, headless) and `make test`.
 # Both create .venv and install the package on first use; later calls skip set-up
-# unless pyproject.toml changed.
+# unless pyproject.toml changed. Maintainers: `make refresh` (see below).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ BENCH_ARGS ?=
 # Override with `make run OMP_NUM_THREADS=4` on a larger machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup run bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
+.PHONY: setup run refresh readme bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Executed copies under runs/<lesson>/, figures under runs/figures: never the tracked files.
 run: $(STAMP)
-	GAN_UTILS_REFRESH_FIGURES=1 $(BIN)/python -m gan_utils.core.lessons $(LESSONS)
+	$(BIN)/python -m gan_utils.core.lessons $(LESSONS)
+
+# Maintainers: execute every lesson (or LESSONS) in place at its defaults, figures to the
+# tracked figures/ (GAN_UTILS_REFRESH_FIGURES=1 for those runs), then rewrite the README's
+# generated sections; stops at the first failing lesson and leaves its notebook unchanged.
+refresh: $(STAMP)
+	$(BIN)/python -m gan_utils.core.lessons --refresh $(LESSONS)
+
+# Only the README's generated sections, from the committed notebooks (offline, seconds).
+readme: $(STAMP)
+	$(BIN)/python -m gan_utils.core.lessons --readme
 
 # Speed against plain-PyTorch references measured in the same run (about 5 minutes);
 # prints a table and writes runs/bench/results.json (`make bench BENCH_ARGS=--quick`).

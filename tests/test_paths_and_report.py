@@ -1,13 +1,15 @@
 """Output root, lesson results and the summary table."""
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from gan_utils.core import paths
+from gan_utils.core import paths, report
 from gan_utils.core.report import (
     is_row_table,
     load_results,
@@ -52,6 +54,13 @@ def test_figures_go_to_the_tracked_folder_only_when_refreshing(tmp_path, monkeyp
     assert paths.figures_dir() == tmp_path.resolve() / "figures"
 
 
+@pytest.fixture(autouse=True)
+def _no_lesson_left_over(monkeypatch):
+    """start_lesson sets the process's current run id: restore it after each test."""
+    monkeypatch.setattr(report, "_active_run_id", None)
+    monkeypatch.setattr(report, "_process_run_id", None)
+
+
 def test_show_results_writes_json_with_wall_time(tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_UTILS_ROOT", str(tmp_path))
     lesson = start_lesson("99_demo")
@@ -63,6 +72,7 @@ def test_show_results_writes_json_with_wall_time(tmp_path, monkeypatch):
     assert payload["results"]["accuracy"] == 0.975
     assert payload["results"]["nan_metric"] is None  # JSON has no NaN
     assert payload["results"]["wall_time_s"] >= 0
+    assert payload["run_id"] == lesson.run_id == report.current_run_id()
     assert saved == payload["results"]
     table = results_table(load_results())
     assert "99_demo" in table and "accuracy" in table and "0.975" in table
@@ -73,8 +83,10 @@ def test_show_results_displays_table_and_json(monkeypatch, tmp_path):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: shown.append(a[0]))
     show_results("98_demo", {"modes": 25})
-    assert any(isinstance(x, dict) and "application/json" in x for x in shown)
-    assert any("| modes | 25 |" in getattr(x, "data", "") for x in shown)
+    payload = next(x["application/json"] for x in shown if isinstance(x, dict))
+    assert report.parse_run_id(payload["run_id"])["lesson"] == "98_demo"
+    markdown = next(x.data for x in shown if "| modes | 25 |" in getattr(x, "data", ""))
+    assert f"(run `{payload['run_id']}`)" in markdown
 
 
 def test_bad_results_and_names_are_rejected():
@@ -82,6 +94,8 @@ def test_bad_results_and_names_are_rejected():
         show_results("x", {}, display=False)
     with pytest.raises(ValueError, match="name"):
         start_lesson("a/b")
+    with pytest.raises(ValueError, match="name"):
+        start_lesson("a@b")
 
 
 def test_summary_without_results_says_how_to_get_them(tmp_path):
@@ -107,3 +121,70 @@ def test_a_list_of_rows_is_shown_as_a_table_at_the_end_of_the_summary(monkeypatc
     )
     # lists of unequal dicts are not tables: long ones stay in results.json only
     assert not is_row_table([{"a": 1}, {"b": 2}]) and not is_row_table([])
+
+
+def test_run_ids_name_lesson_commit_and_utc_time(monkeypatch):
+    when = dt.datetime(2026, 12, 2, 11, 30, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr(report, "git_state", lambda: "3f2c1ab+dirty")
+    run_id = report.make_run_id("04_vanilla_gan", when)
+    assert run_id == "04_vanilla_gan@3f2c1ab+dirty@2026-12-02T11:30:00Z"
+    assert report.parse_run_id(run_id) == {
+        "lesson": "04_vanilla_gan",
+        "commit": "3f2c1ab",
+        "dirty": True,
+        "time": "2026-12-02T11:30:00Z",
+    }
+    outside = report.make_run_id(None, when)
+    assert outside == "3f2c1ab+dirty@2026-12-02T11:30:00Z"
+    assert report.parse_run_id(outside)["lesson"] is None
+    assert report.current_run_id() == report.current_run_id()  # one id per process
+    assert report.parse_run_id(report.current_run_id())["lesson"] is None
+    lesson = start_lesson("04_vanilla_gan")
+    assert report.current_run_id() == lesson.run_id
+    with pytest.raises(ValueError, match="run id"):
+        report.parse_run_id("not an id")
+
+
+def test_git_state_of_this_checkout():
+    state = report.git_state()
+    assert re.fullmatch(r"([0-9a-f]{4,40}(\+dirty)?|unknown)", state)
+
+
+def test_dirty_ignores_outputs_and_notebooks_with_new_outputs_only(tmp_path, monkeypatch):
+    notebook = {"cells": [{"cell_type": "code", "source": ["x = 1\n", "x"], "outputs": []}]}
+    executed = json.loads(json.dumps(notebook))
+    executed["cells"][0]["outputs"] = [{"output_type": "stream", "text": "1"}]
+    edited = json.loads(json.dumps(notebook))
+    edited["cells"][0]["source"] = "x = 2"
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_a.ipynb").write_text(json.dumps(executed))
+    (tmp_path / "notebooks" / "02_b.ipynb").write_text(json.dumps(edited))
+    status = "\n".join(
+        [
+            " M figures/01_a.png",
+            " M README.md",
+            " M notebooks/01_a.ipynb",
+            " M notebooks/02_b.ipynb",
+            "?? notes.txt",
+            "?? gan_utils/core/new.py",
+            "M  gan_utils/core/train.py",
+        ]
+    )
+
+    def fake_git(*args):
+        if args[0] == "status":
+            return status
+        if args[0] == "show":
+            return json.dumps(notebook)
+        return "3f2c1ab\n"
+
+    monkeypatch.setattr(report, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(report, "_git", fake_git)
+    assert report.dirty_paths() == [
+        "notebooks/02_b.ipynb",
+        "gan_utils/core/new.py",
+        "gan_utils/core/train.py",
+    ]
+    assert report.git_state() == "3f2c1ab+dirty"
+    status = " M figures/01_a.png\n M notebooks/01_a.ipynb"
+    assert report.git_state() == "3f2c1ab"

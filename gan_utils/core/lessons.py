@@ -1,64 +1,546 @@
-"""``make run``: execute every lesson headless with papermill, then print the summary.
+"""``make run`` and ``make refresh``: execute the lessons with papermill.
 
-Usage: ``python -m gan_utils.core.lessons [PREFIX ...]`` (e.g. ``01 02``; default: all).
-Executed copies go to ``<root>/runs/<notebook>/<notebook>.ipynb``; each lesson writes
-its own ``results.json`` there, and the summary table is built from those files.
+Usage::
+
+    python -m gan_utils.core.lessons [PREFIX ...]            # make run
+    python -m gan_utils.core.lessons --refresh [PREFIX ...]  # make refresh (maintainers)
+    python -m gan_utils.core.lessons --readme                # README's generated parts only
+
+``make run`` (a user's command) writes executed copies to
+``<root>/runs/<notebook>/<notebook>.ipynb`` and figures to ``<root>/runs/figures``; each
+lesson writes its own ``results.json`` there, and the summary table is built from those.
+
+``make refresh`` re-executes every lesson (or those matching the prefixes) **in place**
+at its defaults: each committed notebook is replaced by its executed copy, figures go to
+the tracked ``figures/`` (``GAN_UTILS_REFRESH_FIGURES=1`` for that run only), then the
+README's generated sections are rewritten from the committed notebooks. A lesson is
+executed into a temporary file beside it and renamed into place only when it succeeds;
+when it fails, the refresh stops, the committed notebook and the lesson's figures stay as
+they were, and the failed copy is kept under ``runs/<notebook>/``.
+
+``--readme`` rewrites only the README's generated sections, offline, from the results each
+committed notebook displays (``show_results``' JSON output, with ``wall_time_s`` and the
+run id): the parts between ``<!-- refresh:NAME -->`` and ``<!-- /refresh:NAME -->``
+(``lesson-times``, ``key-numbers``, ``course-table``, and inline ``lesson-time-NN``).
+Everything outside the markers is left as it is, and a second call changes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from .paths import PROJECT_ROOT, runs_dir
-from .report import load_results, results_table
+from .paths import PROJECT_ROOT, committed_figures_dir, figures_dir, output_root, runs_dir
+from .report import load_results, notebook_results, results_table
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+README = PROJECT_ROOT / "README.md"
+COURSE_TABLE_FILE = "07_course_table.md"
+REFRESH_ENV = "GAN_UTILS_REFRESH_FIGURES"
+KERNEL = "python3"
+REQUIRED_SECTIONS = ("lesson-times", "key-numbers", "course-table")
+_SECTION = re.compile(
+    r"(?P<open><!-- refresh:(?P<name>[\w-]+) -->)(?P<body>.*?)(?P<close><!-- /refresh:(?P=name) -->)",
+    re.DOTALL,
+)
 
 
-def lesson_notebooks(prefixes: list[str] | None = None) -> list[Path]:
+class LessonFailed(RuntimeError):
+    """A lesson failed during ``make refresh``; its committed notebook was left unchanged."""
+
+
+def lesson_notebooks(prefixes: list[str] | None = None, folder: Path | None = None) -> list[Path]:
     """The committed lessons in order, optionally only those whose name starts with a prefix."""
-    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-    if prefixes:
-        notebooks = [nb for nb in notebooks if any(nb.name.startswith(p) for p in prefixes)]
-        if not notebooks:
-            names = [nb.stem for nb in sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))]
-            raise SystemExit(f"no lesson matches {prefixes}; lessons: {names}")
+    folder = folder or NOTEBOOKS_DIR
+    every = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not prefixes:
+        return every
+    notebooks = [nb for nb in every if any(nb.name.startswith(p) for p in prefixes)]
+    if not notebooks:
+        raise SystemExit(f"no lesson matches {prefixes}; lessons: {[nb.stem for nb in every]}")
     return notebooks
 
 
-def run_notebook(notebook: Path, parameters: dict | None = None) -> Path:
-    """Execute one lesson with papermill (kernel cwd: notebooks/); returns the output path."""
+@contextlib.contextmanager
+def _tracked_figures(enabled: bool) -> Iterator[None]:
+    """Set (or remove) GAN_UTILS_REFRESH_FIGURES while a kernel starts and runs."""
+    before = os.environ.get(REFRESH_ENV)
+    if enabled:
+        os.environ[REFRESH_ENV] = "1"
+    else:
+        os.environ.pop(REFRESH_ENV, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(REFRESH_ENV, None)
+        else:
+            os.environ[REFRESH_ENV] = before
+
+
+def _execute(notebook: Path, out: Path, parameters: dict | None) -> None:
     import papermill as pm
 
-    out = runs_dir(notebook.stem) / notebook.name
     pm.execute_notebook(
         str(notebook),
         str(out),
         parameters=parameters or {},
-        cwd=str(NOTEBOOKS_DIR),
-        kernel_name="python3",
+        cwd=str(notebook.parent),
+        kernel_name=KERNEL,
         progress_bar=False,
     )
+
+
+def run_notebook(notebook: Path, parameters: dict | None = None) -> Path:
+    """Execute one lesson into ``runs/<notebook>/`` (kernel cwd: its folder); returns the path.
+
+    Its figures go to ``runs/figures`` even when the caller has GAN_UTILS_REFRESH_FIGURES=1
+    (e.g. lesson 07 training lessons 04-06 during ``make refresh``): only a refresh of the
+    lesson itself writes the tracked figures.
+    """
+    out = runs_dir(notebook.stem) / notebook.name
+    with _tracked_figures(False):
+        _execute(notebook, out, parameters)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prefixes", nargs="*", help="lesson number prefixes, e.g. 01 02")
-    args = parser.parse_args(argv)
+def check_kernel() -> None:
+    """Fail unless the ``python3`` kernel runs this interpreter (one environment for all)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    except NoSuchKernel as exc:
+        raise SystemExit(f"no Jupyter kernel {KERNEL!r}: run `make setup`") from exc
+    program = spec.argv[0] if spec.argv else ""
+    if program in ("python", f"python{sys.version_info[0]}"):
+        return  # jupyter_client starts such a spec with the current interpreter
+    if Path(program).resolve() != Path(sys.executable).resolve():
+        raise SystemExit(
+            f"the Jupyter kernel {KERNEL!r} ({spec.resource_dir}) runs {program}, not this "
+            f"environment's {sys.executable}: run `make setup` (it installs the kernel into .venv)"
+        )
+
+
+def _error_line(exc: BaseException) -> str:
+    """One line for an exception; papermill's says which cell raised what."""
+    if getattr(exc, "ename", None):  # PapermillExecutionError
+        return f"{exc.ename}: {exc.evalue} in cell [{exc.exec_count}]"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _figure_files(folder: Path, prefix: str) -> list[Path]:
+    return sorted(p for p in folder.glob(f"{prefix}_*") if p.is_file())
+
+
+def refresh_notebook(notebook: Path) -> dict[str, Any]:
+    """Execute one lesson in place at its defaults, figures to ``<root>/figures``.
+
+    Returns the results payload the executed notebook displays. On failure the committed
+    notebook and the lesson's figures (``<root>/figures/<NN>_*``) are left as they were,
+    the failed copy is saved as ``runs/<notebook>/<notebook>.failed.ipynb``, and
+    ``LessonFailed`` says so.
+    """
+    import nbformat
+
+    notebook = Path(notebook).resolve()
+    temporary = notebook.with_name(f".{notebook.stem}.refresh.ipynb")
+    prefix = notebook.name[:2]
+    with _tracked_figures(True), tempfile.TemporaryDirectory(prefix="gan_refresh_") as backup:
+        folder = figures_dir()
+        saved = {path: Path(backup) / path.name for path in _figure_files(folder, prefix)}
+        for path, copy in saved.items():
+            shutil.copy2(path, copy)
+        started = time.time()
+        try:
+            _execute(notebook, temporary, None)
+            payload = notebook_results(temporary)
+            if payload is None:
+                raise LessonFailed(f"{notebook.name} displayed no results (show_results)")
+        except BaseException as exc:  # Ctrl-C too: restore, keep the executed copy
+            failed = runs_dir(notebook.stem) / f"{notebook.stem}.failed.ipynb"
+            if temporary.exists():
+                shutil.move(str(temporary), failed)
+            for path in _figure_files(folder, prefix):
+                if path not in saved:
+                    path.unlink()
+            for path, copy in saved.items():
+                shutil.copy2(copy, path)
+            if not isinstance(exc, Exception):
+                raise
+            raise LessonFailed(
+                f"{notebook.name} failed ({_error_line(exc)}); "
+                f"the committed notebook and its figures are unchanged; executed copy: {failed}"
+            ) from exc
+        executed = nbformat.read(temporary, as_version=4)
+        meta = executed.metadata.get("papermill", {})
+        meta["input_path"] = meta["output_path"] = notebook.name
+        nbformat.write(executed, temporary)
+        os.replace(temporary, notebook)
+        stale = [p.name for p in _figure_files(folder, prefix) if p.stat().st_mtime < started - 2]
+    if stale:
+        print(f"  {folder}: not rewritten by this run (left over? delete them): {stale}")
+    return payload
+
+
+def refresh_lessons(
+    notebooks: list[Path], log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """Refresh lessons in order; stops at the first failure (``LessonFailed``)."""
+    payloads = {}
+    for notebook in notebooks:
+        log(f"refreshing {notebook.name} in place ...")
+        t0 = time.perf_counter()
+        payloads[notebook.stem] = refresh_notebook(notebook)
+        wall = payloads[notebook.stem]["results"].get("wall_time_s")
+        log(f"  {time.perf_counter() - t0:.0f} s (notebook's own clock: {wall} s)")
+    return payloads
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def committed_results(folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The results payload of every committed lesson that displayed one, in lesson order."""
+    out = {}
+    for notebook in lesson_notebooks(folder=folder):
+        payload = notebook_results(notebook)
+        if payload is not None:
+            out[notebook.stem] = payload
+    return out
+
+
+def _duration(seconds: float, short: bool = False) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if short else f"{seconds:.0f} s ({seconds / 60:.1f} min)"
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {value!r}")
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}"
+
+
+def _lesson_notes(results: dict[str, Any]) -> str:
+    notes = []
+    if "cpu_time_s" in results:
+        notes.append(f"CPU time {results['cpu_time_s']:.0f} s")
+    if "classifier_trained_now" in results:
+        if results["classifier_trained_now"]:
+            trained = results.get("classifier_train_s")
+            notes.append(
+                "classifier trained in this run"
+                + (f" ({trained:.0f} s of it)" if isinstance(trained, (int, float)) else "")
+            )
+        else:
+            notes.append("classifier loaded from its checkpoint")
+    if isinstance(results.get("vanilla_source"), dict):
+        sources = ", ".join(f"z{z}: {s}" for z, s in results["vanilla_source"].items())
+        notes.append(f"vanilla GANs from {sources}")
+    if "generators_scored" in results:
+        notes.append(f"{results['generators_scored']} generators scored")
+    return "; ".join(notes)
+
+
+def lesson_times_table(payloads: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: each lesson's own wall time, machine, notes and run id."""
+    lines = [
+        "| lesson | wall time | machine | notes | run id |",
+        "| --- | ---: | --- | --- | --- |",
+    ]
+    for stem, payload in payloads.items():
+        results = payload.get("results", {})
+        wall = results.get("wall_time_s")
+        wall_text = _duration(wall) if isinstance(wall, (int, float)) else "not recorded"
+        run_id = payload.get("run_id")
+        run_text = f"`{run_id}`" if run_id else f"none (finished {payload.get('finished', '?')})"
+        lines.append(
+            f"| {stem} | {wall_text} | {payload.get('machine', '')} | "
+            f"{_lesson_notes(results)} | {run_text} |"
+        )
+    return "\n".join(lines)
+
+
+def _clauses_01(r: dict[str, Any]) -> list[Callable[[], str]]:
+    return [
+        lambda: f"1-D W1 falls {r['w1_ratio']:.1f}x ({r['w1_start']:.2f} -> {r['w1_end']:.2f})",
+        lambda: (
+            f"the non-saturating loss sends {r['grad_ratio_ns_over_minimax']:.0f}x more "
+            "gradient into G than minimax against a confident critic"
+        ),
+    ]
+
+
+def _clauses_02(r: dict[str, Any]) -> list[Callable[[], str]]:
+    def grid(variant: str) -> str:
+        return _num(r["modes_covered_grid"][r[variant]])
+
+    def ring(variant: str) -> str:
+        return _num(r["modes_covered_ring"][r[variant]])
+
+    return [
+        lambda: (
+            f"on the 25-mode grid ({r['grid_steps']:,} steps, {r['num_seeds']} seeds) the best "
+            f"variant {r['best_variant_grid']} covers {grid('best_variant_grid')} modes, the "
+            f"worst {r['worst_variant_grid']} {grid('worst_variant_grid')}"
+        ),
+        lambda: (
+            f"on the 8-mode ring ({r['ring_steps']:,} steps) {r['best_variant_ring']} covers "
+            f"{ring('best_variant_ring')}, {r['worst_variant_ring']} {ring('worst_variant_ring')}"
+        ),
+        lambda: f"at the full setting the best is {r['full_setting_best']}",
+    ]
+
+
+def _clauses_03(r: dict[str, Any]) -> list[Callable[[], str]]:
+    return [
+        lambda: (
+            f"{100 * r['test_accuracy']:.1f} % test accuracy on {r['n_test']:,} held-out "
+            f"digits (source: {r['data_source']})"
+        ),
+        lambda: (
+            f"IS of real test digits {r['is_real_test_mean']:.2f} at N = {r['is_real_test_n']:,}"
+        ),
+        lambda: f"FID of all training vs all test digits {r['fid_real_all_train_vs_all_test']:.2f}",
+    ]
+
+
+def _clauses_04(r: dict[str, Any]) -> list[Callable[[], str]]:
+    return [
+        lambda: (
+            "digit classes covered at latent 1 / 10: dense GAN "
+            f"{_num(r['dense_z1_classes_covered'])} / {_num(r['dense_z10_classes_covered'])}, "
+            f"DCGAN {_num(r['dcgan_z1_classes_covered'])} / "
+            f"{_num(r['dcgan_z10_classes_covered'])}"
+        ),
+        lambda: (
+            f"IS at latent 10: dense {r['dense_z10_is']:.2f}, DCGAN {r['dcgan_z10_is']:.2f} "
+            f"(real digits {r['real_is']:.2f})"
+        ),
+    ]
+
+
+def _clauses_05(r: dict[str, Any]) -> list[Callable[[], str]]:
+    return [
+        lambda: (
+            "Dist-GAN vs vanilla DCGAN, classes covered at latent 1 / 10: "
+            f"{_num(r['dist_gan_z1_classes_covered'])} / "
+            f"{_num(r['dist_gan_z10_classes_covered'])} vs "
+            f"{_num(r['vanilla_z1_classes_covered'])} / {_num(r['vanilla_z10_classes_covered'])}"
+        ),
+        lambda: (
+            f"at latent 10 IS {r['dist_gan_z10_is']:.2f} vs {r['vanilla_z10_is']:.2f} and FID "
+            f"{r['dist_gan_z10_fid']:.1f} vs {r['vanilla_z10_fid']:.1f}"
+        ),
+    ]
+
+
+def _clauses_06(r: dict[str, Any]) -> list[Callable[[], str]]:
+    return [
+        lambda: (
+            f"NU-GAN vs vanilla dense GAN (mean over {len(r['mnist_seeds'])} seeds), classes "
+            f"covered at latent 1 / 10: {_num(r['nu_gan_z1_classes_covered'])} / "
+            f"{_num(r['nu_gan_z10_classes_covered'])} vs "
+            f"{_num(r['vanilla_z1_classes_covered'])} / {_num(r['vanilla_z10_classes_covered'])}"
+        ),
+        lambda: (
+            f"Lanczos agrees with eigsh to {r['lanczos_vs_eigsh_rel']:.1e} (relative) and with "
+            f"the full Hessian to {r['lanczos_vs_full_hessian_rel']:.1e}"
+        ),
+    ]
+
+
+def _clauses_07(r: dict[str, Any]) -> list[Callable[[], str]]:
+    def fid_against_n() -> str:
+        curve = {int(n): float(v) for n, v in r["fid_bias_generator"].items()}
+        small, large = min(curve), max(curve)
+        return (
+            f"one generator's FID falls from {curve[small]:.1f} at N = {small:,} to "
+            f"{curve[large]:.1f} at N = {large:,} (fitted limit {r['fid_infinity_generator']:.1f})"
+        )
+
+    return [
+        lambda: (
+            f"{r['generators_scored']} generators scored at N = {r['eval_samples']:,} "
+            "([the course table](#every-generator-of-the-course))"
+        ),
+        fid_against_n,
+        lambda: f"real test digits: IS {r['real_test_is']:.2f}, FID {r['real_test_fid']:.2f}",
+    ]
+
+
+KEY_NUMBERS = {
+    "01": _clauses_01,
+    "02": _clauses_02,
+    "03": _clauses_03,
+    "04": _clauses_04,
+    "05": _clauses_05,
+    "06": _clauses_06,
+    "07": _clauses_07,
+}
+
+
+def key_numbers(payloads: dict[str, dict[str, Any]]) -> str:
+    """The key numbers, one line per lesson, each clause stated from the lesson's results.
+
+    A clause whose keys are missing (or of another type) is left out, as is a lesson
+    without any clause.
+    """
+    parts = []
+    for stem, payload in payloads.items():
+        make = KEY_NUMBERS.get(stem[:2])
+        if make is None:
+            continue
+        clauses = []
+        for clause in make(payload.get("results", {})):
+            try:
+                clauses.append(clause())
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+                continue
+        if clauses:
+            parts.append(f"- lesson {stem[:2]}: " + "; ".join(clauses) + ".")
+    if not parts:
+        return "No lesson results in the committed notebooks yet (`make refresh`)."
+    return "Key numbers of the committed notebooks (each at its defaults):\n\n" + "\n".join(parts)
+
+
+def course_table_section(course_table_md: Path, payload: dict[str, Any] | None) -> str | None:
+    """Lesson 07's table as the README embeds it, or None when the file is missing."""
+    if not course_table_md.is_file():
+        return None
+    table, notes = [], []
+    for line in course_table_md.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            table.append(stripped)
+        elif stripped and not stripped.startswith(("#", "<!--")) and table:
+            notes.append(stripped)
+    if not table:
+        return None
+    if payload and payload.get("run_id"):
+        source = f"lesson 07's run `{payload['run_id']}`"
+    elif payload:
+        source = f"lesson 07's committed run (finished {payload.get('finished', '?')})"
+    else:
+        source = "lesson 07"
+    head = f"From {source}, copied from `figures/{course_table_md.name}`"
+    note = " ".join(notes)
+    head += f": {note}{'' if note.endswith('.') else '.'}" if note else "."
+    return head + "\n\n" + "\n".join(table)
+
+
+def readme_sections(
+    payloads: dict[str, dict[str, Any]], course_table_md: Path | None = None
+) -> dict[str, str]:
+    """The text of every generated README section, by marker name."""
+    sections = {"lesson-times": lesson_times_table(payloads), "key-numbers": key_numbers(payloads)}
+    for stem, payload in payloads.items():
+        wall = payload.get("results", {}).get("wall_time_s")
+        if isinstance(wall, (int, float)):
+            sections[f"lesson-time-{stem[:2]}"] = _duration(wall, short=True)
+    course = course_table_md or committed_figures_dir() / COURSE_TABLE_FILE
+    lesson_07 = next((p for stem, p in payloads.items() if stem.startswith("07_")), None)
+    table = course_table_section(course, lesson_07)
+    if table is not None:
+        sections["course-table"] = table
+    return sections
+
+
+def replace_sections(text: str, sections: dict[str, str], required=REQUIRED_SECTIONS) -> str:
+    """``text`` with the body of every marked section in ``sections`` replaced.
+
+    A section on its own lines stays on its own lines; an inline one (inside a table cell)
+    stays inline. Sections without markers in ``text`` are ignored, except ``required``
+    ones (ValueError); marked sections without new text keep their old text.
+    """
+    present = {m["name"] for m in _SECTION.finditer(text)}
+    missing = [name for name in required if name not in present]
+    if missing:
+        raise ValueError(
+            "README has no generated section(s) "
+            + ", ".join(f"<!-- refresh:{n} --> ... <!-- /refresh:{n} -->" for n in missing)
+        )
+
+    def body(match: re.Match) -> str:
+        new = sections.get(match["name"])
+        if new is None:
+            return match.group(0)
+        if match["body"].startswith("\n"):
+            new = f"\n{new.strip()}\n"
+        return f"{match['open']}{new}{match['close']}"
+
+    return _SECTION.sub(body, text)
+
+
+def regenerate_readme(
+    readme: Path | None = None,
+    notebooks_dir: Path | None = None,
+    course_table_md: Path | None = None,
+) -> bool:
+    """Rewrite the README's generated sections from the committed notebooks; True if changed."""
+    readme = readme or README
+    payloads = committed_results(notebooks_dir)
+    sections = readme_sections(payloads, course_table_md)
+    if "course-table" not in sections:
+        print("course table not found: the README keeps its course-table section")
+    old = readme.read_text()
+    new = replace_sections(old, sections)
+    if new != old:
+        readme.write_text(new)
+    return new != old
+
+
+def _refresh(prefixes: list[str]) -> int:
+    if output_root() != PROJECT_ROOT.resolve():
+        raise SystemExit(
+            f"GAN_UTILS_ROOT moves the output root to {output_root()}: `make refresh` writes "
+            "the tracked figures/ of the project; unset GAN_UTILS_ROOT"
+        )
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    check_kernel()
+    notebooks = lesson_notebooks(prefixes)
+    try:
+        payloads = refresh_lessons(notebooks)
+    except LessonFailed as exc:
+        print(f"\nREFRESH STOPPED: {exc}", file=sys.stderr)
+        print("The README was not regenerated; fix the lesson and run `make refresh` again.")
+        return 1
+    print()
+    print(results_table({k: p["results"] for k, p in payloads.items()}))
+    try:
+        changed = regenerate_readme()
+    except ValueError as exc:
+        print(f"\nThe lessons were refreshed, but not the README: {exc}", file=sys.stderr)
+        return 1
+    print(f"\nREADME.md: generated sections {'rewritten' if changed else 'unchanged'}.")
+    print("Commit notebooks/, figures/ and README.md together.")
+    return 0
+
+
+def _run(prefixes: list[str]) -> int:
     timings = {}
     failed = []
-    for notebook in lesson_notebooks(args.prefixes):
+    for notebook in lesson_notebooks(prefixes):
         print(f"running {notebook.name} ...", flush=True)
         t0 = time.perf_counter()
         try:
             run_notebook(notebook)
         except Exception as exc:  # report and go on with the other lessons
             failed.append(notebook.name)
-            print(f"  FAILED: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            print(f"  FAILED: {_error_line(exc)}")
         timings[notebook.stem] = time.perf_counter() - t0
         print(f"  {timings[notebook.stem]:.0f} s", flush=True)
     print()
@@ -72,6 +554,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"failed lessons: {failed}")
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("prefixes", nargs="*", help="lesson number prefixes, e.g. 01 02")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--refresh",
+        action="store_true",
+        help="execute the lessons in place, figures to figures/, then regenerate the README",
+    )
+    mode.add_argument(
+        "--readme",
+        action="store_true",
+        help="only regenerate the README's sections from the committed notebooks",
+    )
+    args = parser.parse_args(argv)
+    if args.readme:
+        if args.prefixes:
+            parser.error("--readme reads every committed notebook; it takes no prefixes")
+        try:
+            changed = regenerate_readme()
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
+        print(f"README.md: generated sections {'rewritten' if changed else 'unchanged'}.")
+        return 0
+    if args.refresh:
+        return _refresh(args.prefixes)
+    return _run(args.prefixes)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ never the current directory: nbval and JupyterLab start kernels in ``notebooks/`
 papermill in the caller's directory, and all of them must write to the same place.
 
 Environment variables:
-    GAN_UTILS_REFRESH_FIGURES=1  write figures to ``<root>/figures`` (``make run`` does).
+    GAN_UTILS_REFRESH_FIGURES=1  write figures to ``<root>/figures`` (``make refresh`` does).
     GAN_UTILS_ROOT  moves the whole output root (tests use a temporary folder, so they
                     never rewrite the tracked ``figures/``).
     GAN_UTILS_DATA  moves only the data folder (default ``<root>/data``).
@@ -54,7 +54,7 @@ def figures_dir() -> Path:
     """Where lessons write their PNG/GIF figures.
 
     ``<root>/figures`` (tracked, shown in the README) only when GAN_UTILS_REFRESH_FIGURES=1,
-    which ``make run`` sets; otherwise ``<root>/runs/figures``, so that a student's or a
+    which ``make refresh`` sets; otherwise ``<root>/runs/figures``, so that a student's or a
     test's run never rewrites the tracked figures.
     """
     if os.environ.get("GAN_UTILS_REFRESH_FIGURES") == "1":

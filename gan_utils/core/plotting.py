@@ -1,24 +1,42 @@
-"""Figure helpers shared by the lessons: saving, sample scatters, loss curves, GIFs."""
+"""Figure helpers shared by the lessons: saving (with the run id), sample scatters, GIFs.
+
+Every PNG, GIF and text file saved here carries the id of the run that made it
+(``gan_utils.core.report.current_run_id``: the lesson's id inside a lesson, an id without a
+lesson elsewhere): a PNG in a ``tEXt`` chunk named ``gan_utils.run_id``, a GIF in its
+comment (``gan_utils.run_id=<id>``), a Markdown file in a first-line HTML comment.
+``read_run_id`` reads it back from any of them.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from .history import History
 from .paths import figures_dir
+from .report import current_run_id
+
+RUN_ID_KEY = "gan_utils.run_id"
+_TEXT_STAMP = re.compile(r"<!--\s*" + re.escape(RUN_ID_KEY) + r"=(\S+)\s*-->")
 
 
-def save_figure(fig: matplotlib.figure.Figure, name: str, dpi: int = 100) -> Path:
-    """Save ``fig`` as ``<figures dir>/<name>`` (PNG unless ``name`` has another suffix)."""
+def save_figure(
+    fig: matplotlib.figure.Figure, name: str, dpi: int = 100, run_id: str | None = None
+) -> Path:
+    """Save ``fig`` as ``<figures dir>/<name>`` (PNG unless ``name`` has another suffix).
+
+    A PNG records ``run_id`` (default: the current run id) in its metadata.
+    """
     path = figures_dir() / (name if Path(name).suffix else f"{name}.png")
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    metadata = None
+    if path.suffix.lower() == ".png":
+        metadata = {RUN_ID_KEY: run_id or current_run_id()}
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return path
 
 
@@ -31,17 +49,58 @@ def figure_to_image(fig: matplotlib.figure.Figure, dpi: int = 60) -> Image.Image
 
 
 def save_gif(
-    frames: Sequence[Image.Image], name: str, duration_ms: int = 250, colors: int = 64
+    frames: Sequence[Image.Image],
+    name: str,
+    duration_ms: int = 250,
+    colors: int = 64,
+    run_id: str | None = None,
 ) -> Path:
-    """Write frames as an animated GIF (palette of ``colors`` to keep it small); returns the path."""
+    """Write frames as an animated GIF (palette of ``colors`` to keep it small); returns the path.
+
+    The GIF's comment records ``run_id`` (default: the current run id).
+    """
     if not frames:
         raise ValueError("frames must hold at least one image")
     path = figures_dir() / (name if name.endswith(".gif") else f"{name}.gif")
     palette = [f.quantize(colors=colors, method=Image.Quantize.MEDIANCUT) for f in frames]
+    comment = f"{RUN_ID_KEY}={run_id or current_run_id()}".encode()
     palette[0].save(
-        path, save_all=True, append_images=palette[1:], duration=duration_ms, loop=0, optimize=True
+        path,
+        save_all=True,
+        append_images=palette[1:],
+        duration=duration_ms,
+        loop=0,
+        optimize=True,
+        comment=comment,
     )
     return path
+
+
+def save_text(text: str, name: str, run_id: str | None = None) -> Path:
+    """Write a Markdown (or other text) figure to the figures dir, stamped with ``run_id``.
+
+    The first line is ``<!-- gan_utils.run_id=<id> -->`` (invisible in rendered Markdown).
+    """
+    path = figures_dir() / name
+    path.write_text(f"<!-- {RUN_ID_KEY}={run_id or current_run_id()} -->\n{text}")
+    return path
+
+
+def read_run_id(path: str | Path) -> str | None:
+    """The run id stored in a PNG, GIF or text file by this module, or None."""
+    path = Path(path)
+    if path.suffix.lower() in (".png", ".gif"):
+        with Image.open(path) as image:
+            if path.suffix.lower() == ".png":
+                value = getattr(image, "text", {}).get(RUN_ID_KEY)
+                return str(value) if value else None
+            comment = image.info.get("comment", b"")
+        if isinstance(comment, bytes):
+            comment = comment.decode("utf-8", "replace")
+        prefix = f"{RUN_ID_KEY}="
+        return comment[len(prefix) :].strip() if comment.startswith(prefix) else None
+    match = _TEXT_STAMP.search(path.read_text(errors="replace")[:1000])
+    return match.group(1) if match else None
 
 
 def scatter_samples(ax, samples, real=None, title: str = "", limit: float | None = None) -> None:
@@ -58,16 +117,3 @@ def scatter_samples(ax, samples, real=None, title: str = "", limit: float | None
     ax.set_title(title)
     ax.set_xlabel("x1")
     ax.set_ylabel("x2")
-
-
-def plot_losses(history: History, ax=None, keys: Sequence[str] = ("d_loss", "g_loss")):
-    """Loss curves from a training history against the generator step."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3))
-    for key in keys:
-        steps, values = history.series(key)
-        ax.plot(steps, values, label=key)
-    ax.set_xlabel("generator step")
-    ax.set_ylabel("loss")
-    ax.legend()
-    return ax

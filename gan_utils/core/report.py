@@ -8,6 +8,16 @@ A lesson starts a timer with ``lesson = start_lesson("01_gan_basics")`` and ends
 * emits them as an ``application/json`` display output (papermill and nbval can read it),
 * writes ``<root>/runs/<notebook>/results.json``.
 
+``start_lesson`` also creates the lesson's **run id**, ``<lesson>@<commit>[+dirty]@<UTC time>``
+(e.g. ``04_vanilla_gan@3f2c1ab+dirty@2026-12-02T11:30:00Z``). It becomes the current id of
+the process: every figure and GIF saved through ``gan_utils.core.plotting`` carries it in
+its metadata, and the results (``results.json`` and the JSON output) record it as
+``run_id``, so a tracked figure can be traced to the notebook run that made it. Outside a
+lesson (the ``gan-toy`` command, tests, a Python shell) the id has no lesson part:
+``<commit>[+dirty]@<UTC time>``, one per process. ``+dirty`` means that tracked files
+differ from the commit, not counting outputs (``figures/``, ``README.md`` and notebooks
+whose cells' sources are unchanged).
+
 A value that is a list of rows (dicts with the same keys), such as lesson 07's table of
 every trained model, is shown as a table of its own, in the notebook and in the summary.
 
@@ -20,6 +30,8 @@ import datetime as _dt
 import json
 import math
 import platform
+import re
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +39,116 @@ from typing import Any
 
 import torch
 
-from .paths import runs_dir
+from .paths import PROJECT_ROOT, runs_dir
 
 RESULTS_FILE = "results.json"
+# Tracked paths whose changes are outputs of a run, not its code (see dirty_paths).
+OUTPUT_PATHS = ("figures/", "runs/", "artifacts/", "data/", "README.md")
+RUN_ID_PATTERN = re.compile(
+    r"^(?:(?P<lesson>[^@/]+)@)?(?P<commit>[0-9a-f]{4,40}|unknown)(?P<dirty>\+dirty)?"
+    r"@(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$"
+)
+
+_active_run_id: str | None = None  # set by start_lesson
+_process_run_id: str | None = None  # created on first use outside a lesson
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout
+
+
+def _cell_sources(notebook_text: str) -> list[tuple[str, str]] | None:
+    try:
+        cells = json.loads(notebook_text).get("cells", [])
+    except (ValueError, AttributeError):
+        return None
+    out = []
+    for cell in cells:
+        source = cell.get("source", "")
+        out.append(
+            (cell.get("cell_type", ""), "".join(source) if isinstance(source, list) else source)
+        )
+    return out
+
+
+def dirty_paths() -> list[str]:
+    """Tracked files that differ from HEAD and can change a run's results.
+
+    Ignores outputs (``figures/``, ``README.md``, ``runs/``, ...) and notebooks whose cell
+    sources equal the committed ones (re-executed, new outputs only); of untracked files
+    only Python files under ``gan_utils/`` count.
+    """
+    status = _git("status", "--porcelain", "--untracked-files=all")
+    if status is None:
+        return []
+    changed = []
+    for line in status.splitlines():
+        code, path = line[:2], line[3:].strip().strip('"')
+        if " -> " in path:  # a rename: the new path counts
+            path = path.split(" -> ", 1)[1].strip('"')
+        if path.startswith(OUTPUT_PATHS):
+            continue
+        if code == "??":
+            if path.startswith("gan_utils/") and path.endswith(".py"):
+                changed.append(path)
+            continue
+        if path.endswith(".ipynb") and "D" not in code:
+            committed = _git("show", f"HEAD:{path}")
+            current = PROJECT_ROOT / path
+            if committed is not None and current.is_file():
+                if _cell_sources(committed) == _cell_sources(current.read_text()):
+                    continue
+        changed.append(path)
+    return changed
+
+
+def git_state() -> str:
+    """The short commit of the project, plus ``+dirty`` when code differs from it."""
+    commit = (_git("rev-parse", "--short", "HEAD") or "").strip()
+    if not commit:
+        return "unknown"
+    return commit + ("+dirty" if dirty_paths() else "")
+
+
+def make_run_id(lesson: str | None = None, when: _dt.datetime | None = None) -> str:
+    """``<lesson>@<commit>[+dirty]@<UTC time>``, or without ``<lesson>@`` when it is None."""
+    when = (when or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    prefix = f"{lesson}@" if lesson else ""
+    return f"{prefix}{git_state()}@{stamp}"
+
+
+def parse_run_id(run_id: str) -> dict[str, Any]:
+    """The parts of a run id: ``lesson`` (None outside a lesson), ``commit``, ``dirty``, ``time``."""
+    match = RUN_ID_PATTERN.match(run_id or "")
+    if not match:
+        raise ValueError(f"not a run id: {run_id!r}")
+    return {
+        "lesson": match["lesson"],
+        "commit": match["commit"],
+        "dirty": bool(match["dirty"]),
+        "time": match["time"],
+    }
+
+
+def current_run_id() -> str:
+    """The id of the lesson started in this process, else one id (without lesson) per process."""
+    global _process_run_id
+    if _active_run_id:
+        return _active_run_id
+    if _process_run_id is None:
+        _process_run_id = make_run_id()
+    return _process_run_id
 
 
 def _jsonable(value: Any) -> Any:
@@ -56,37 +175,66 @@ def _format(value: Any) -> str:
 
 @dataclass
 class LessonRun:
-    """A running lesson: its notebook name and when it started."""
+    """A running lesson: its notebook name, its run id and when it started."""
 
     name: str
+    run_id: str = ""
     started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            self.run_id = make_run_id(self.name)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
     def show_results(self, results: dict[str, Any], display: bool = True) -> dict[str, Any]:
         """Record, display and save the lesson's key figures; returns what was saved."""
-        return show_results(self.name, results, wall_time_s=self.elapsed(), display=display)
+        return show_results(
+            self.name,
+            results,
+            wall_time_s=self.elapsed(),
+            display=display,
+            run_id=self.run_id,
+        )
 
 
 def start_lesson(name: str) -> LessonRun:
-    """Start timing a lesson; ``name`` is the notebook's file name without ``.ipynb``."""
-    if not name or "/" in name:
+    """Start timing a lesson and make its run id the current one (figures carry it).
+
+    ``name`` is the notebook's file name without ``.ipynb``.
+    """
+    global _active_run_id
+    if not name or "/" in name or "@" in name:
         raise ValueError(f"name must be a notebook name such as '01_gan_basics', got {name!r}")
-    return LessonRun(name)
+    run = LessonRun(name)
+    _active_run_id = run.run_id
+    return run
 
 
 def show_results(
-    name: str, results: dict[str, Any], wall_time_s: float | None = None, display: bool = True
+    name: str,
+    results: dict[str, Any],
+    wall_time_s: float | None = None,
+    display: bool = True,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Display ``results`` as a table and a JSON output, and write runs/<name>/results.json."""
+    """Display ``results`` as a table and a JSON output, and write runs/<name>/results.json.
+
+    ``run_id`` defaults to the current one when it belongs to lesson ``name``, else a new
+    id for ``name``; it is saved beside the results (``payload["run_id"]``).
+    """
     if not isinstance(results, dict) or not results:
         raise ValueError("results must be a non-empty dict of the lesson's key figures")
+    if run_id is None:
+        current = current_run_id()
+        run_id = current if current.startswith(f"{name}@") else make_run_id(name)
     record = dict(_jsonable(results))
     if wall_time_s is not None:
         record["wall_time_s"] = round(float(wall_time_s), 1)
     payload = {
         "notebook": name,
+        "run_id": run_id,
         "finished": _dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "results": record,
@@ -133,7 +281,8 @@ def _display(name: str, record: dict[str, Any], payload: dict[str, Any]) -> None
     except ImportError:  # pragma: no cover - IPython is a dependency
         print(results_table({name: record}))
         return
-    lines = [f"**Results of {name}**", "", "| figure | value |", "| --- | --- |"]
+    lines = [f"**Results of {name}** (run `{payload['run_id']}`)", ""]
+    lines += ["| figure | value |", "| --- | --- |"]
     tables = {k: v for k, v in record.items() if is_row_table(v)}
     lines += [f"| {k} | {_format(v)} |" for k, v in record.items() if k not in tables]
     for key, rows in tables.items():
@@ -150,6 +299,27 @@ def load_results(root_runs: Path | None = None) -> dict[str, dict[str, Any]]:
         payload = json.loads(path.read_text())
         out[payload["notebook"]] = payload["results"]
     return out
+
+
+def notebook_results(notebook: Path) -> dict[str, Any] | None:
+    """The results payload an executed notebook displayed (its last JSON results output).
+
+    The payload is what ``show_results`` wrote to ``results.json``: ``notebook``,
+    ``run_id`` (absent in notebooks executed before run ids existed), ``finished``,
+    ``machine`` and ``results``. None when the notebook holds no such output.
+    """
+    found = None
+    for cell in json.loads(Path(notebook).read_text()).get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get("application/json")
+            if isinstance(data, str):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    continue
+            if isinstance(data, dict) and "notebook" in data and "results" in data:
+                found = data
+    return found
 
 
 def results_table(all_results: dict[str, dict[str, Any]]) -> str:
