@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from gan_utils.core import lessons, paths, report
+from gan_utils.core import readme as generated
 from gan_utils.core.plotting import read_run_id
 
 TOLERANCE = 0.2  # README lesson times vs the notebooks' own clocks
@@ -64,7 +65,7 @@ def test_tracked_figures_carry_the_run_id_of_their_committed_notebook():
 
 def test_readme_lesson_times_match_the_committed_notebooks():
     """The README's lesson times (its table and the lessons table) within 20 % of the notebooks'."""
-    readme = lessons.README.read_text()
+    readme = generated.README.read_text()
     recorded = {
         stem: payload["results"]["wall_time_s"]
         for stem, payload in lessons.committed_results().items()
@@ -98,9 +99,9 @@ def test_readme_lesson_times_match_the_committed_notebooks():
 
 def test_readme_generated_sections_are_up_to_date():
     """`make readme` would change nothing: key numbers and course table come from the notebooks."""
-    readme = lessons.README.read_text()
-    sections = lessons.readme_sections(lessons.committed_results())
-    assert lessons.replace_sections(readme, sections) == readme, "run `make readme`"
+    readme = generated.README.read_text()
+    sections = generated.readme_sections(lessons.committed_results())
+    assert generated.replace_sections(readme, sections) == readme, "run `make readme`"
 
 
 # ------------------------------------------------------------------ README regeneration
@@ -231,7 +232,7 @@ def test_readme_without_markers_is_refused_and_a_missing_course_table_keeps_its_
 ):
     readme, folder, course = fake_course
     with pytest.raises(ValueError, match="refresh:key-numbers"):
-        lessons.replace_sections("no markers here", {})
+        generated.replace_sections("no markers here", {})
     lessons.regenerate_readme(readme, folder, tmp_path / "missing.md")
     assert "old course table" in readme.read_text()
 
@@ -250,10 +251,10 @@ def test_key_numbers_are_stated_from_the_results_only():
         ),
         "04_vanilla_gan": _payload("04_vanilla_gan", {"seed": 0}),  # nothing to state
     }
-    text = lessons.key_numbers(payloads)
+    text = generated.key_numbers(payloads)
     assert "non_saturating covers 8 modes, the worst hinge 0.5" in text
     assert "ring" not in text and "lesson 04" not in text
-    assert "make refresh" in lessons.key_numbers({})
+    assert "make refresh" in generated.key_numbers({})
 
 
 # ------------------------------------------------------------------ the refresh runner
