@@ -65,7 +65,6 @@ def test_evaluation_helpers_restore_training_mode(model, data):
         (torch.full((4, 1, 28, 28), 255.0), r"values in \[-1, 1\]"),
         (torch.full((4, 1, 28, 28), -1.5), r"values in \[-1, 1\]"),
         (torch.full((4, 1, 28, 28), float("nan")), "finite"),
-        ([[0.0]], "torch.Tensor"),
     ],
 )
 def test_bad_images_raise_value_errors_naming_the_parameter(model, images, match):
@@ -74,6 +73,13 @@ def test_bad_images_raise_value_errors_naming_the_parameter(model, images, match
     assert str(info.value).startswith("images")
     with pytest.raises(ValueError, match=match):
         model.features(images)
+
+
+def test_images_that_are_not_a_tensor_are_a_type_error(model):
+    with pytest.raises(TypeError, match="images must be a torch.Tensor"):
+        model.predict_proba([[0.0]])
+    with pytest.raises(TypeError, match="batch_size"):
+        model.logits(torch.zeros(2, 1, 28, 28), batch_size=2.0)
 
 
 def test_range_tolerance_and_batch_size_check(model):
@@ -86,7 +92,6 @@ def test_range_tolerance_and_batch_size_check(model):
     "changes, name",
     [
         ({"num_steps": 0}, "num_steps"),
-        ({"batch_size": 1.5}, "batch_size"),
         ({"learning_rate": 0}, "learning_rate"),
         ({"max_scale": 1.0}, "max_scale"),
         ({"max_shift_px": -1}, "max_shift_px"),
@@ -95,6 +100,21 @@ def test_range_tolerance_and_batch_size_check(model):
 )
 def test_bad_config_names_the_field(changes, name):
     with pytest.raises(ValueError, match=name):
+        ClassifierConfig(**changes).validate()
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"num_steps": "100"}, "num_steps"),
+        ({"learning_rate": "2e-3"}, "learning_rate"),
+        ({"max_scale": None}, "max_scale"),
+        ({"seed": True}, "seed"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_type_errors(changes, name):
+    with pytest.raises(TypeError, match=name):
         ClassifierConfig(**changes).validate()
 
 
@@ -176,12 +196,12 @@ def test_default_path_separates_data_and_settings(data):
 
 
 def test_bad_data_argument_is_named(data):
-    with pytest.raises(ValueError, match="train_data must be an MNISTData"):
+    with pytest.raises(TypeError, match="train_data must be an MNISTData"):
         train_classifier(data[0].images, data[1], TINY)
 
 
 @pytest.mark.slow
 def test_default_settings_reach_97_percent_on_the_held_out_digits():
-    """The issue's target: >= 97 % test accuracy on the bundled (or full) MNIST."""
+    """The course's target: >= 97 % test accuracy on the bundled (or full) MNIST."""
     model = load_or_train_classifier(device="cpu", verbose=False)
     assert model.record.test_accuracy >= 0.97

@@ -64,8 +64,22 @@ def test_bad_mixture_inputs():
         GaussianMixture(torch.zeros(2, 2), std=0)
     with pytest.raises(ValueError, match="num_samples"):
         ring().sample(0)
-    with pytest.raises(ValueError, match="grid.*ring.*wide_ring"):
+    with pytest.raises(ValueError, match="ring.*grid.*wide_ring"):
         get_toy_dataset("moons")
+    with pytest.raises(TypeError, match="dataset must be one of"):
+        get_toy_dataset(2)
+    with pytest.raises(TypeError, match="num_samples"):
+        ring().sample(2.0)
+    with pytest.raises(TypeError, match="num_modes"):
+        ring(num_modes=2.5)
+    with pytest.raises(ValueError, match="num_modes"):
+        ring(num_modes=0)
+    with pytest.raises(TypeError, match="std"):
+        GaussianMixture(torch.zeros(2, 2), std="0.1")
+    with pytest.raises(ValueError, match="weights"):
+        GaussianMixture(torch.zeros(2, 2), std=0.1, weights=[1.0, -1.0])
+    with pytest.raises(ValueError, match="centres"):
+        GaussianMixture(torch.zeros(0, 2), std=0.1)
 
 
 def test_checkpoint_roundtrip_and_missing_file(tmp_path):
@@ -84,6 +98,12 @@ def test_model_checkpoint_path_is_one_per_setting(tmp_path, monkeypatch):
     assert p != model_checkpoint_path("04_vanilla_gan", "dcgan", "non_saturating", 1, 0)
     with pytest.raises(ValueError, match="model"):
         model_checkpoint_path("04", "a/b", "x", 1, 0)
+    with pytest.raises(TypeError, match="loss"):
+        model_checkpoint_path("04", "dcgan", None, 1, 0)
+    with pytest.raises(TypeError, match="latent_dim"):
+        model_checkpoint_path("04", "dcgan", "x", 1.5, 0)
+    with pytest.raises(ValueError, match="seed"):
+        model_checkpoint_path("04", "dcgan", "x", 1, -1)
 
 
 def test_history_series_and_equality():

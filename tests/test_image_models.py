@@ -146,7 +146,6 @@ def test_build_pair_records_how_to_rebuild():
     "build, name",
     [
         (lambda: dense_generator(0), "latent_dim"),
-        (lambda: dense_generator(1.5), "latent_dim"),
         (lambda: dcgan_generator(-1), "latent_dim"),
         (lambda: dense_generator(2, (28, 28)), "image_shape"),
         (lambda: dense_generator(2, (1, 0, 28)), "image_shape"),
@@ -164,4 +163,21 @@ def test_build_pair_records_how_to_rebuild():
 )
 def test_bad_inputs_name_the_parameter(build, name):
     with pytest.raises(ValueError, match=name):
+        build()
+
+
+@pytest.mark.parametrize(
+    "build, name",
+    [
+        (lambda: dense_generator(1.5), "latent_dim"),
+        (lambda: dense_generator(2, width="8"), "width"),
+        (lambda: dcgan_generator(2, base_width=True), "base_width"),
+        (lambda: dense_generator(2, (1, 28.0, 28)), "image_shape"),
+        (lambda: dense_generator(2, "1x28x28"), "image_shape"),
+        (lambda: dcgan_critic(normalization=None), "normalization"),
+        (lambda: build_pair(None, 2), "architecture"),
+    ],
+)
+def test_inputs_of_the_wrong_type_are_type_errors(build, name):
+    with pytest.raises(TypeError, match=name):
         build()

@@ -231,8 +231,12 @@ def test_fingerprint_and_subset(data_root):
 
 
 def test_bad_split_names_the_choices():
-    with pytest.raises(ValueError, match=r"split must be one of \('train', 'test'\)"):
+    with pytest.raises(ValueError, match=r"split must be one of \['train', 'test'\]"):
         load_mnist("validation")
+    with pytest.raises(TypeError, match="split must be one of"):
+        load_mnist(0)
+    with pytest.raises(TypeError, match="verbose"):
+        load_mnist("train", verbose="no")
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from scipy.stats import entropy
 from gan_utils.core.latent import fixed_latents
 from gan_utils.toy.coverage import (
     NUM_EVAL_SAMPLES,
+    coverage_callback,
     evaluate_coverage,
     mode_coverage,
 )
@@ -118,6 +119,35 @@ def test_bad_input_names_the_parameter(kwargs, name):
     args = {"samples": torch.zeros(5, 2), "centres": GRID.centres, "std": GRID.std, **kwargs}
     with pytest.raises(ValueError, match=name):
         mode_coverage(**args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"std": "0.05"}, "std"),
+        ({"std": True}, "std"),
+        ({"min_hq_per_mode": 20.0}, "min_hq_per_mode"),
+        ({"hq_radius_in_std": None}, "hq_radius_in_std"),
+    ],
+)
+def test_input_of_the_wrong_type_is_a_type_error(kwargs, name):
+    args = {"samples": torch.zeros(5, 2), "centres": GRID.centres, "std": GRID.std, **kwargs}
+    with pytest.raises(TypeError, match=name):
+        mode_coverage(**args)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "name"),
+    [
+        ((2, 0), ValueError, "every_steps"),
+        ((2, 2.5), TypeError, "every_steps"),
+        ((0, 5), ValueError, "latent_dim"),
+        (("2", 5), TypeError, "latent_dim"),
+    ],
+)
+def test_coverage_callback_checks_its_settings(args, error, name):
+    with pytest.raises(error, match=name):
+        coverage_callback(RING, *args)
 
 
 def test_evaluate_coverage_uses_its_own_latents_and_leaves_the_global_rng_alone():

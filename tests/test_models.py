@@ -52,6 +52,20 @@ def test_bad_options_name_the_parameter(kwargs, name):
         mlp(2, 2, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"width": 2.5}, "width"),
+        ({"depth": "3"}, "depth"),
+        ({"activation": None}, "activation"),
+        ({"spectral_norm": 1}, "spectral_norm"),
+    ],
+)
+def test_options_of_the_wrong_type_are_type_errors(kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        mlp(2, 2, **kwargs)
+
+
 def test_latent_size_below_one_is_rejected():
     with pytest.raises(ValueError, match="latent_dim must be an integer >= 1"):
         mlp_generator(0, 2)

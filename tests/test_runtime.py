@@ -19,10 +19,20 @@ def test_set_seed_fixes_python_numpy_and_torch():
     assert torch.rand(1).item() != a[2][0].item()
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "0", None, True])
-def test_set_seed_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="seed"):
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(-1, ValueError), (1.5, TypeError), ("0", TypeError), (None, TypeError), (True, TypeError)],
+)
+def test_set_seed_rejects_bad_values(bad, error):
+    with pytest.raises(error, match="seed must be an integer >= 0"):
         set_seed(bad)
+
+
+def test_set_seed_accepts_numpy_integers():
+    set_seed(np.int64(5))
+    a = torch.rand(2)
+    set_seed(5)
+    assert torch.equal(a, torch.rand(2))
 
 
 def test_auto_is_cpu_without_gpu(monkeypatch):
@@ -46,6 +56,11 @@ def test_cuda_without_gpu_is_a_clear_error(monkeypatch):
 def test_unknown_device_lists_choices():
     with pytest.raises(ValueError, match="auto.*cpu.*cuda.*mps"):
         get_device("tpu")
+
+
+def test_a_device_that_is_not_a_name_is_a_type_error():
+    with pytest.raises(TypeError, match="device must be one of"):
+        get_device(0)
 
 
 def test_cpu_and_device_objects():

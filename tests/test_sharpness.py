@@ -47,8 +47,10 @@ def test_merged_series_pairs_values_logged_at_the_same_step():
     assert steps.tolist() == [10, 30] and a.tolist() == [1.0, 3.0] and b.tolist() == [5.0, 7.0]
     with pytest.raises(KeyError, match="logged keys"):
         merged_series(history, ["a", "c"])
-    with pytest.raises(ValueError, match="keys"):
+    with pytest.raises(TypeError, match="keys"):
         merged_series(history, "a")
+    with pytest.raises(ValueError, match="keys"):
+        merged_series(history, [])
 
 
 def test_rank_correlation_and_late_mean():

@@ -210,6 +210,58 @@ def test_bad_config_names_the_field(change, name):
         train(g, d, ring(), dataclasses.replace(BASE, **change))
 
 
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        ({"batch_size": "8"}, "batch_size"),
+        ({"num_steps": 2.5}, "num_steps"),
+        ({"latent_dim": True}, "latent_dim"),
+        ({"loss": None}, "loss"),
+        ({"optimizer": 1}, "optimizer"),
+        ({"lr_g": "1e-3"}, "lr_g"),
+        ({"clip_value": "0.01"}, "clip_value"),
+        ({"gp_weight": None}, "gp_weight"),
+        ({"betas": 0.5}, "betas"),
+        ({"betas": (0.5, "0.9")}, "betas"),
+        ({"topk": 1}, "topk"),
+        ({"topk_nu": "0.5"}, "topk_nu"),
+        ({"seed": 1.0}, "seed"),
+        ({"progress": "no"}, "progress"),
+        ({"device": 0}, "device"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_type_errors(change, name):
+    with pytest.raises(TypeError, match=name):
+        dataclasses.replace(BASE, **change).validate()
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        ({"betas": (0.5, 1.0)}, "betas"),
+        ({"betas": (0.5, 0.9, 0.1)}, "betas"),
+        ({"topk_gamma": 0.0}, "topk_gamma"),
+        ({"topk_nu": 1.5}, "topk_nu"),
+        ({"label_flip_prob": 0.5}, "label_flip_prob"),
+        ({"gp_weight": -1.0}, "gp_weight"),
+        ({"seed": -1}, "seed"),
+        ({"checkpoint_every": -10}, "checkpoint_every"),
+        ({"lr_d": float("nan")}, "lr_d"),
+    ],
+)
+def test_config_values_out_of_range_are_value_errors(change, name):
+    with pytest.raises(ValueError, match=name):
+        dataclasses.replace(BASE, **change).validate()
+
+
+def test_data_that_is_neither_samples_nor_a_sampler_is_a_type_error():
+    g, d = models()
+    with pytest.raises(TypeError, match="data must be a tensor"):
+        train(g, d, [[0.0, 0.0]], BASE)
+    with pytest.raises(ValueError, match="data must hold at least 1 row"):
+        train(g, d, torch.zeros(0, 2), BASE)
+
+
 def test_checkpoint_every_needs_a_path():
     g, d = models()
     with pytest.raises(ValueError, match="checkpoint_path"):

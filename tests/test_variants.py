@@ -12,7 +12,7 @@ import torch
 
 from gan_utils.core.loop import every
 from gan_utils.core.train import train
-from gan_utils.core.variants import ALIASES, VARIANTS, customise, get_variant
+from gan_utils.core.variants import ALIASES, VARIANTS, Variant, customise, get_variant
 from gan_utils.toy.coverage import ModeCoverage
 from gan_utils.toy.mixtures import grid
 from gan_utils.toy.runs import (
@@ -70,8 +70,40 @@ def test_every_variant_builds_and_trains_a_few_steps(name):
 def test_an_unknown_variant_lists_the_choices():
     with pytest.raises(ValueError, match="variant must be one of") as error:
         get_variant("wgan-gp-typo")
-    for name in VARIANTS:
+    for name in [*VARIANTS, *ALIASES]:
         assert name in str(error.value)
+    with pytest.raises(TypeError, match="variant must be one of"):
+        get_variant(3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"loss": "vanilla"}, ValueError, "loss"),
+        ({"loss": None}, TypeError, "loss"),
+        ({"n_critic": 0}, ValueError, "n_critic"),
+        ({"n_critic": 2.5}, TypeError, "n_critic"),
+        ({"clip_value": -0.01}, ValueError, "clip_value"),
+        ({"gp_weight": "10"}, TypeError, "gp_weight"),
+        ({"topk": "yes"}, TypeError, "topk"),
+    ],
+)
+def test_a_variant_checks_its_fields(kwargs, error, name):
+    fields = {"name": "x", "loss": "hinge", "description": "x", **kwargs}
+    with pytest.raises(error, match=name):
+        Variant(**fields)
+
+
+def test_customise_checks_its_options():
+    with pytest.raises(TypeError, match="n_critic"):
+        customise("hinge", n_critic=2.5)
+    with pytest.raises(ValueError, match="n_critic"):
+        customise("hinge", n_critic=0)
+    with pytest.raises(ValueError, match="clip_value"):
+        customise("wasserstein", clip_value=-0.01)
+    with pytest.raises(TypeError, match="spectral_norm"):
+        customise("hinge", spectral_norm="yes")
+    assert customise("hinge", clip_value=0) is VARIANTS["hinge"]
 
 
 def test_the_repository_names_are_aliases():
@@ -205,6 +237,10 @@ def test_settings_validation_names_the_field():
         ToySettings(num_real_samples=0).validate()
     with pytest.raises(ValueError, match="dataset must be one of"):
         train_toy("hinge", "spiral", 0, TINY)
+    with pytest.raises(TypeError, match="seed"):
+        train_toy("hinge", "ring", 0.5, TINY)
+    with pytest.raises(ValueError, match="seed"):
+        train_toy("hinge", "ring", -1, TINY)
     REPOSITORY_SETTINGS.validate()
     assert (REPOSITORY_SETTINGS.width, REPOSITORY_SETTINGS.depth) == (256, 4)
     assert REPOSITORY_SETTINGS.batch_size == 500 and REPOSITORY_SETTINGS.optimizer == "rmsprop"
@@ -248,6 +284,30 @@ def test_sweep_runs_every_combination(tmp_path):
     assert path.read_text().splitlines()[0].startswith("variant,dataset,num_seeds")
     with pytest.raises(ValueError, match="variant must be one of"):
         sweep(["nope"], ["grid"], [0], TINY)
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "name"),
+    [
+        ({"num_steps": 2.5}, TypeError, "num_steps"),
+        ({"num_steps": 0}, ValueError, "num_steps"),
+        ({"batch_size": "8"}, TypeError, "batch_size"),
+        ({"depth": -1}, ValueError, "depth"),
+        ({"n_critic": 1.0}, TypeError, "n_critic"),
+        ({"optimizer": None}, TypeError, "optimizer"),
+        ({"lr": "1e-3"}, TypeError, "lr"),
+        ({"lr": 0.0}, ValueError, "lr"),
+        ({"lr_decay_from": "0.5"}, TypeError, "lr_decay_from"),
+        ({"topk_nu": 0.0}, ValueError, "topk_nu"),
+        ({"log_every": 0}, ValueError, "log_every"),
+        ({"device": 0}, TypeError, "device"),
+    ],
+)
+def test_settings_are_checked_when_made(changes, error, name):
+    with pytest.raises(error, match=name):
+        ToySettings(**changes)
+    with pytest.raises(error, match=name):
+        dataclasses.replace(TINY, **changes)
 
 
 @pytest.mark.slow

@@ -58,3 +58,5 @@ def test_stop_ends_a_long_run_early():
 def test_bad_refresh_interval_is_refused():
     with pytest.raises(ValueError, match="refresh_every"):
         ToyExplorer(TINY, refresh_every=0)
+    with pytest.raises(TypeError, match="refresh_every"):
+        ToyExplorer(TINY, refresh_every=10.0)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import check_int
 from .history import History
 from .paths import artifacts_dir
 
@@ -77,24 +78,27 @@ def model_checkpoint_path(lesson: str, model: str, loss: str, latent_dim: int, s
     Lessons 04-06 save their trained generators here and lesson 07 finds them here.
     """
     for name, value in (("lesson", lesson), ("model", model), ("loss", loss)):
-        if not value or any(c in str(value) for c in "/\\ "):
-            raise ValueError(
-                f"{name} must be a non-empty name without slashes or spaces, got {value!r}"
-            )
-    return (
-        artifacts_dir("models", str(lesson))
-        / f"{model}-{loss}-z{int(latent_dim)}-seed{int(seed)}.pt"
-    )
+        allowed = f"{name} must be a non-empty name without slashes or spaces, got {value!r}"
+        if not isinstance(value, str):
+            raise TypeError(f"{allowed} ({type(value).__name__})")
+        if not value or any(c in value for c in "/\\ "):
+            raise ValueError(allowed)
+    latent_dim = check_int("latent_dim", latent_dim, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    return artifacts_dir("models", lesson) / f"{model}-{loss}-z{latent_dim}-seed{seed}.pt"
 
 
 # ---- trained generators, rebuilt in later lessons --------------------------------------------
 def _builder_string(builder: str | Callable) -> str:
+    allowed = (
+        "builder must be a function of the gan_utils package or its 'module:function' "
+        f"name (e.g. 'gan_utils.images.models:dcgan_generator'), got {builder!r}"
+    )
+    if not isinstance(builder, str) and not callable(builder):
+        raise TypeError(f"{allowed} ({type(builder).__name__})")
     name = builder if isinstance(builder, str) else f"{builder.__module__}:{builder.__qualname__}"
-    if not isinstance(name, str) or ":" not in name or not name.startswith("gan_utils."):
-        raise ValueError(
-            "builder must be a function of the gan_utils package or its 'module:function' "
-            f"name (e.g. 'gan_utils.images.models:dcgan_generator'), got {builder!r}"
-        )
+    if ":" not in name or not name.startswith("gan_utils."):
+        raise ValueError(allowed)
     return name
 
 

@@ -1,7 +1,9 @@
 """Input checks used everywhere in gan_utils, with one wording and one rule.
 
 The wording: ``"<name> must be <what is allowed>, got <value>"``, naming the parameter,
-the value received (its ``repr``) and what is allowed.
+the value received (its ``repr``; for a wrong type also the type's name) and what is
+allowed, e.g. ``"num_steps must be an integer >= 1, got 0"`` or, with both bounds, an
+interval: ``"topk_nu must be a finite number in (0, 1], got 1.5"``.
 
 The rule:
 
@@ -28,12 +30,14 @@ from torch import Tensor
 
 
 def _bounds_text(minimum, maximum, min_open: bool = False, max_open: bool = False) -> str:
-    parts = []
+    """``">= 1"``, ``"< 0.5"`` or, with both bounds, an interval: ``"in (0, 1]"``."""
+    if minimum is not None and maximum is not None:
+        return f"in {'(' if min_open else '['}{minimum}, {maximum}{')' if max_open else ']'}"
     if minimum is not None:
-        parts.append(f"{'>' if min_open else '>='} {minimum}")
+        return f"{'>' if min_open else '>='} {minimum}"
     if maximum is not None:
-        parts.append(f"{'<' if max_open else '<='} {maximum}")
-    return " and ".join(parts)
+        return f"{'<' if max_open else '<='} {maximum}"
+    return ""
 
 
 def _allowed(kind: str, bounds: str) -> str:
@@ -144,7 +148,8 @@ def check_tensor(
             text = "(" + ", ".join("N" if e is None else str(e) for e in expected) + ")"
             raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
     if value.dim() and value.shape[0] < min_rows:
-        raise ValueError(f"{name} must hold at least {min_rows} rows, got {value.shape[0]}")
+        rows = "row" if min_rows == 1 else "rows"
+        raise ValueError(f"{name} must hold at least {min_rows} {rows}, got {value.shape[0]}")
     if (minimum is not None or maximum is not None) and value.numel():
         detached = value.detach()
         if torch.is_floating_point(detached) and bool(torch.isnan(detached).any()):

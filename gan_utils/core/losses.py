@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_choice
+
 
 @dataclass(frozen=True)
 class GANLoss:
@@ -123,11 +125,9 @@ LOSSES: dict[str, GANLoss] = {
 
 
 def get_loss(name: str) -> GANLoss:
-    """Look a loss up by name; an unknown name raises a ValueError listing the known ones."""
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}") from None
+    """Look a loss up by name; an unknown name raises a ValueError listing the known ones
+    (a value that is not a string: a TypeError)."""
+    return LOSSES[check_choice("loss", name, LOSSES)]
 
 
 def interpolate(real: Tensor, fake: Tensor) -> Tensor:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from .checks import check_bool, check_choice, check_int
+
 ACTIVATIONS = {
     "relu": lambda: nn.ReLU(),
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -23,18 +25,6 @@ OUTPUTS = {
     "tanh": lambda: nn.Tanh(),
     "sigmoid": lambda: nn.Sigmoid(),
 }
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _choice(name: str, value: str, choices: dict):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-    return choices[value]
 
 
 def mlp(
@@ -56,13 +46,13 @@ def mlp(
         output: output activation, one of ``OUTPUTS`` ("none" keeps logits).
         spectral_norm: wrap every linear layer in spectral normalisation.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("out_features", out_features)
-    _check_positive_int("width", width)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-        raise ValueError(f"depth must be an integer >= 0, got {depth!r}")
-    make_activation = _choice("activation", activation, ACTIVATIONS)
-    make_output = _choice("output", output, OUTPUTS)
+    in_features = check_int("in_features", in_features, minimum=1)
+    out_features = check_int("out_features", out_features, minimum=1)
+    width = check_int("width", width, minimum=1)
+    depth = check_int("depth", depth, minimum=0)
+    make_activation = ACTIVATIONS[check_choice("activation", activation, ACTIVATIONS)]
+    make_output = OUTPUTS[check_choice("output", output, OUTPUTS)]
+    spectral_norm = check_bool("spectral_norm", spectral_norm)
 
     sizes = [in_features] + [width] * depth + [out_features]
     layers: list[nn.Module] = []
@@ -85,7 +75,7 @@ def mlp_generator(
     output: str = "none",
 ) -> nn.Sequential:
     """Generator G: R^latent_dim -> R^data_dim (an MLP)."""
-    _check_positive_int("latent_dim", latent_dim)
+    check_int("latent_dim", latent_dim, minimum=1)
     return mlp(latent_dim, data_dim, width, depth, activation, output)
 
 

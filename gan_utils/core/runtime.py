@@ -11,6 +11,8 @@ import random
 import numpy as np
 import torch
 
+from .checks import check_int
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -20,8 +22,7 @@ def set_seed(seed: int) -> None:
     Args:
         seed: a non-negative integer.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0)
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))  # also seeds every CUDA device
@@ -43,12 +44,16 @@ def get_device(device: str | torch.device = "auto") -> torch.device:
         The ``torch.device`` to create tensors on.
 
     Raises:
+        TypeError: ``device`` is neither a string nor a ``torch.device``.
         ValueError: an unknown name, or an accelerator that this machine does not have.
     """
     if isinstance(device, torch.device):
         device = str(device)
     if not isinstance(device, str):
-        raise ValueError(f"device must be one of {DEVICE_CHOICES}, got {device!r}")
+        raise TypeError(
+            f"device must be one of {DEVICE_CHOICES} (or 'cuda:<index>', or a torch.device), "
+            f"got {device!r} ({type(device).__name__})"
+        )
     name = device.strip().lower()
     if name == "auto":
         if torch.cuda.is_available():

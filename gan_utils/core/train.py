@@ -30,6 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from .checkpoints import load_checkpoint, rng_state, set_rng_state
+from .checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_probability,
+    check_tensor,
+)
 from .history import History
 from .latent import LATENT_PRIORS, sample_latent
 from .loop import Callback, DivergenceError, check_resumable, run_steps
@@ -70,7 +78,8 @@ class TrainConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed values."""
+        """Raise naming the first bad field and its allowed values (``gan_utils.core.checks``:
+        TypeError for a value of the wrong type, ValueError for one out of range)."""
         get_loss(self.loss)
         positive = (
             "latent_dim",
@@ -81,31 +90,37 @@ class TrainConfig:
             "log_every",
         )
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.checkpoint_every < 0 or self.checkpoint_every % self.log_every:
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        if self.checkpoint_every % self.log_every:
             raise ValueError(
                 f"checkpoint_every must be 0 or a multiple of log_every={self.log_every}, "
                 f"got {self.checkpoint_every!r}"
             )
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.latent_prior not in LATENT_PRIORS:
-            raise ValueError(
-                f"latent_prior must be one of {LATENT_PRIORS}, got {self.latent_prior!r}"
-            )
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("latent_prior", self.latent_prior, LATENT_PRIORS)
         for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.clip_value is not None and not self.clip_value > 0:
-            raise ValueError(f"clip_value must be None or > 0, got {self.clip_value!r}")
-        if self.gp_weight < 0:
-            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
-        if not 0 < self.topk_gamma <= 1 or not 0 < self.topk_nu <= 1:
-            raise ValueError("topk_gamma and topk_nu must lie in (0, 1]")
-        if not 0 <= self.label_flip_prob < 0.5:
-            raise ValueError(f"label_flip_prob must lie in [0, 0.5), got {self.label_flip_prob!r}")
+            check_number(name, getattr(self, name), minimum=0, min_open=True)
+        if not isinstance(self.betas, (tuple, list)):
+            raise TypeError(
+                f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {self.betas!r}"
+            )
+        if len(self.betas) != 2:
+            raise ValueError(
+                f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {self.betas!r}"
+            )
+        for i, beta in enumerate(self.betas):
+            check_number(f"betas[{i}]", beta, 0, 1, max_open=True)
+        if self.clip_value is not None:
+            check_number("clip_value", self.clip_value, minimum=0, min_open=True)
+        check_number("gp_weight", self.gp_weight, minimum=0)
+        check_number("real_label", self.real_label)
+        check_number("label_flip_prob", self.label_flip_prob, 0, 0.5, max_open=True)
+        check_bool("topk", self.topk)
+        check_probability("topk_gamma", self.topk_gamma, min_open=True)
+        check_probability("topk_nu", self.topk_nu, min_open=True)
+        check_int("seed", self.seed, minimum=0)
+        check_bool("progress", self.progress)
         if (self.real_label != 1.0 or self.label_flip_prob > 0) and self.loss not in BCE_LOSSES:
             raise ValueError(
                 f"real_label and label_flip_prob apply to the BCE losses {BCE_LOSSES} only, "
@@ -250,10 +265,10 @@ def check_data(data, device: torch.device):
         return data.to(device) if hasattr(data, "to") else data
     if not isinstance(data, Tensor):
         raise TypeError(
-            f"data must be a tensor of samples or a function batch_size -> tensor, got {type(data).__name__}"
+            "data must be a tensor of samples or a function batch_size -> tensor, "
+            f"got {type(data).__name__}"
         )
-    if data.shape[0] < 1:
-        raise ValueError("data must hold at least one sample")
+    check_tensor("data", data, min_rows=1)
     return data.to(device)
 
 

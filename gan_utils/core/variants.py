@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .checks import check_bool, check_choice, check_int, check_number
 from .losses import LOSSES
 from .train import TrainConfig
 
@@ -55,8 +56,13 @@ class Variant:
     topk: bool = False  # top-k generator update
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        check_choice("loss", self.loss, LOSSES)
+        check_int("n_critic", self.n_critic, minimum=1)
+        if self.clip_value is not None:
+            check_number("clip_value", self.clip_value, minimum=0, min_open=True)
+        check_number("gp_weight", self.gp_weight, minimum=0)
+        check_bool("spectral_norm", self.spectral_norm)
+        check_bool("topk", self.topk)
 
     def train_config(self, **changes) -> TrainConfig:
         """The variant's ``TrainConfig``; ``changes`` set any other field (or override)."""
@@ -130,22 +136,13 @@ ALIASES: dict[str, str] = {
 }
 
 
-def variant_names() -> list[str]:
-    """The ten variant names, in the lesson's order."""
-    return list(VARIANTS)
-
-
 def get_variant(name: str | Variant) -> Variant:
-    """A variant by name (or alias); an unknown name raises a ValueError listing the choices."""
+    """A variant by name (or alias); an unknown name raises a ValueError listing the choices
+    (a value that is neither a string nor a ``Variant``: a TypeError)."""
     if isinstance(name, Variant):
         return name
-    if isinstance(name, str):
-        key = ALIASES.get(name, name)
-        if key in VARIANTS:
-            return VARIANTS[key]
-    raise ValueError(
-        f"variant must be one of {list(VARIANTS)} (aliases: {sorted(ALIASES)}), got {name!r}"
-    )
+    name = check_choice("variant", name, [*VARIANTS, *ALIASES])
+    return VARIANTS[ALIASES.get(name, name)]
 
 
 def customise(
@@ -162,14 +159,14 @@ def customise(
     """
     base = get_variant(variant)
     changes = {}
-    if spectral_norm:
+    if check_bool("spectral_norm", spectral_norm):
         changes["spectral_norm"] = True
-    if clip_value:
+    if clip_value is not None and check_number("clip_value", clip_value, minimum=0):
         changes["clip_value"] = float(clip_value)
-    if topk:
+    if check_bool("topk", topk):
         changes["topk"] = True
     if n_critic is not None:
-        changes["n_critic"] = int(n_critic)
+        changes["n_critic"] = check_int("n_critic", n_critic, minimum=1)
     if not changes:
         return base
     custom = dataclasses.replace(base, **changes)

@@ -56,8 +56,9 @@ repeated eigenvalues are found too; without it the iteration stops there.
 lesson's MNIST generators and critics at ``tol=1e-3``); for a 0.5M-parameter MLP the
 reorthogonalisation, memory-bound, costs as much as the products.
 
-Also here: the Hessians of a GAN's generator and critic losses (``gan_hessian_spectra``)
-and a training callback that logs their top eigenvalues (``spectrum_callback``).
+The Hessians of a GAN's generator and critic losses (``gan_hessian_spectra``) and a
+training callback that logs their top eigenvalues (``spectrum_callback``) are in
+``gan_utils.hessian.spectra``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ import scipy.linalg
 import scipy.sparse.linalg
 import torch
 from torch import Tensor, nn
+
+from ..core.checks import check_bool, check_choice, check_int, check_number, check_tensor
 
 WHICH = ("LA", "LM", "SA")  # largest algebraic, largest magnitude, smallest algebraic
 
@@ -109,9 +112,11 @@ class HessianOperator:
         if not self.params:
             raise ValueError("params must hold at least one tensor that requires grad")
         for i, p in enumerate(self.params):
-            if not isinstance(p, Tensor) or not p.requires_grad or not p.is_floating_point():
+            check_tensor(f"params[{i}]", p)
+            if not p.requires_grad or not p.is_floating_point():
                 raise ValueError(
-                    f"params[{i}] must be a floating-point tensor with requires_grad=True"
+                    f"params[{i}] must be a floating-point tensor with requires_grad=True, "
+                    f"got dtype {p.dtype} with requires_grad={p.requires_grad}"
                 )
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError("params must not contain the same tensor twice")
@@ -124,8 +129,12 @@ class HessianOperator:
             )
         if callable(loss) and not isinstance(loss, Tensor):
             loss = loss()
-        if not isinstance(loss, Tensor) or loss.numel() != 1:
-            raise ValueError("loss must be a scalar tensor (or a function returning one)")
+        check_tensor("loss", loss)
+        if loss.numel() != 1:
+            raise ValueError(
+                "loss must be a scalar tensor (or a function returning one), "
+                f"got shape {tuple(loss.shape)}"
+            )
         if not loss.requires_grad:
             raise ValueError("loss must depend on params (it has no autograd graph)")
         self.dtype = self.params[0].dtype
@@ -155,8 +164,7 @@ class HessianOperator:
 
     def param_index(self, flat_index: int) -> int:
         """Which of ``params`` holds entry ``flat_index`` of a flat vector."""
-        if not 0 <= flat_index < self.num_params:
-            raise ValueError(f"flat_index must lie in [0, {self.num_params}), got {flat_index!r}")
+        flat_index = check_int("flat_index", flat_index, 0, self.num_params - 1)
         return int(np.searchsorted(self.offsets, flat_index, side="right") - 1)
 
     def matvec(self, vector: Tensor | np.ndarray) -> Tensor | np.ndarray:
@@ -201,12 +209,6 @@ class HessianOperator:
         """Free the gradient graph (the operator cannot take products afterwards)."""
         self._grads = None
         self._active = []
-
-
-def hessian_vector_product(loss: Tensor, params: Iterable[Tensor], vector: Tensor) -> Tensor:
-    """One H v (builds the gradient graph for a single product; use ``HessianOperator`` for
-    many)."""
-    return HessianOperator(loss, params).matvec(vector)
 
 
 # ---- Lanczos ----------------------------------------------------------------------------------
@@ -274,9 +276,9 @@ def _as_operator(operator) -> tuple[Callable[[Tensor], Tensor], int, torch.dtype
     if isinstance(operator, (Tensor, np.ndarray)):
         operator = _MatrixOperator(operator)
     if not (hasattr(operator, "matvec") and hasattr(operator, "num_params")):
-        raise ValueError(
+        raise TypeError(
             "operator must be a HessianOperator, a square symmetric matrix (tensor or array), "
-            "or an object with matvec(vector) and num_params"
+            f"or an object with matvec(vector) and num_params, got {type(operator).__name__}"
         )
     dtype = getattr(operator, "dtype", torch.get_default_dtype())
     device = getattr(operator, "device", torch.device("cpu"))
@@ -312,12 +314,6 @@ def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
     if float(torch.linalg.vector_norm(w)) < norm_before / math.sqrt(2.0):
         w = w - basis.T @ (basis @ w)
     return w
-
-
-def _check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def default_max_iterations(k: int, dimension: int) -> int:
@@ -375,16 +371,20 @@ def lanczos(
     """
     matvec, n, dtype, device = _as_operator(operator)
     work = dtype if basis_dtype is None else basis_dtype
+    allowed = f"basis_dtype must be None, torch.float32 or torch.float64, got {basis_dtype!r}"
+    if not isinstance(work, torch.dtype):
+        raise TypeError(f"{allowed} ({type(basis_dtype).__name__})")
     if work not in (torch.float32, torch.float64):
-        raise ValueError(f"basis_dtype must be None, torch.float32 or torch.float64, got {work}")
-    k = _check_int("k", k)
-    if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+        raise ValueError(allowed)
+    k = check_int("k", k, minimum=1)
+    check_choice("which", which, WHICH)
     if max_iterations is None:
         max_iterations = default_max_iterations(k, n)
-    max_iterations = min(_check_int("max_iterations", max_iterations), n)
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
-        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    max_iterations = min(check_int("max_iterations", max_iterations, minimum=1), n)
+    check_number("tol", tol, minimum=0)
+    check_bool("reorthogonalize", reorthogonalize)
+    check_bool("measure_orthogonality", measure_orthogonality)
+    seed = check_int("seed", seed, minimum=0)
     if k > n:
         warnings.warn(
             f"k={k} exceeds the dimension {n}; returning all {n} eigenpairs", stacklevel=2
@@ -565,7 +565,7 @@ def dense_hessian(
     if not named:
         raise ValueError("module must have at least one parameter that requires grad")
     n = sum(p.numel() for _, p in named)
-    if n > _check_int("max_params", max_params):
+    if n > check_int("max_params", max_params, minimum=1):
         raise ValueError(
             f"module has {n:,} parameters, more than max_params={max_params:,}: the full "
             "Hessian is for small reference models (use lanczos on a HessianOperator)"

@@ -4,8 +4,9 @@ Durall et al. (VISAPP 2021, arXiv 2012.09673) relate mode collapse to *sharp* mi
 the generator's loss, i.e. to large top eigenvalues of its Hessian. To test that relation
 on a run, the lesson logs two things into the same training history at the same steps:
 the top eigenvalues (``gan_utils.hessian.spectra.spectrum_callback``, or ``nu_eig_*`` from
-``gan_utils.hessian.nu_gan.NuGANHook``) and a coverage measure (``coverage_callback`` here for the
-toy mixtures; ``gan_utils.images.evaluation.EpochEvaluator`` for digits). ``merged_series`` pairs
+``gan_utils.hessian.nu_gan.NuGANHook``) and a coverage measure
+(``gan_utils.toy.coverage.coverage_callback`` for the toy mixtures;
+``gan_utils.images.evaluation.EpochEvaluator`` for digits). ``merged_series`` pairs
 them up by step, ``rank_correlation`` says whether they move together within a run, and
 ``late_mean`` summarises a run by the second half of its curve (the first steps, far from
 any minimum, say little about sharp minima).
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.stats
 
+from ..core.checks import check_number
 from ..core.history import History
 
 
@@ -29,8 +31,11 @@ def merged_series(history: History, keys: Sequence[str]) -> tuple[np.ndarray, ..
     Raises:
         KeyError: a key was never logged (naming the logged keys).
     """
-    if isinstance(keys, str) or not keys:
-        raise ValueError(f"keys must be a non-empty sequence of names, got {keys!r}")
+    allowed = f"keys must be a non-empty sequence of names, got {keys!r}"
+    if isinstance(keys, str) or not isinstance(keys, Sequence):
+        raise TypeError(f"{allowed} ({type(keys).__name__})")
+    if not keys:
+        raise ValueError(allowed)
     by_key = {}
     for key in keys:
         steps, values = history.series(key)
@@ -57,8 +62,7 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
 
 def late_mean(history: History, key: str, share: float = 0.5) -> float:
     """Mean of the last ``share`` of a logged series' finite values (at least one value)."""
-    if not 0 < share <= 1:
-        raise ValueError(f"share must lie in (0, 1], got {share!r}")
+    share = check_number("share", share, 0, 1, min_open=True)
     values = history.series(key)[1]
     values = values[np.isfinite(values)]
     if not len(values):

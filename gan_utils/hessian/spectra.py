@@ -20,11 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from ..core.checkpoints import rng_state, set_rng_state
+from ..core.checks import check_choice, check_int
 from ..core.latent import sample_latent
 from ..core.loop import Callback, every
 from ..core.losses import get_loss
 from ..core.train import TrainState
-from .lanczos import WHICH, LanczosResult, _check_int, preserved_buffers, top_eigenpairs
+from .lanczos import WHICH, LanczosResult, preserved_buffers, top_eigenpairs
 
 PLAYERS = ("generator", "critic")
 
@@ -49,12 +50,17 @@ def critic_loss(
 
 
 def _check_players(players: Sequence[str]) -> tuple[str, ...]:
+    """``players`` as a tuple: one of ``PLAYERS`` or a non-empty sequence of them."""
     if isinstance(players, str):
         players = (players,)
-    players = tuple(players)
-    if not players or any(p not in PLAYERS for p in players):
+    if not isinstance(players, (tuple, list)):
+        raise TypeError(
+            f"players must be a non-empty subset of {PLAYERS}, got {players!r} "
+            f"({type(players).__name__})"
+        )
+    if not players:
         raise ValueError(f"players must be a non-empty subset of {PLAYERS}, got {players!r}")
-    return players
+    return tuple(check_choice("players", p, PLAYERS) for p in players)
 
 
 def gan_hessian_spectra(
@@ -170,13 +176,13 @@ def spectrum_callback(
         seed: seed of the batch and of the Lanczos start vector.
         max_iterations, tol: passed to ``lanczos``.
     """
-    every_steps = _check_int("every_steps", every_steps)
-    k = _check_int("k", k)
+    every_steps = check_int("every_steps", every_steps, minimum=1)
+    k = check_int("k", k, minimum=1)
     players = _check_players(players)
-    if which not in WHICH:
-        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    check_choice("which", which, WHICH)
     if batch_size is not None:
-        _check_int("batch_size", batch_size)
+        check_int("batch_size", batch_size, minimum=1)
+    check_int("seed", seed, minimum=0)
     if "critic" in players and data is None:
         raise ValueError("data must be given for the critic's spectrum (players has 'critic')")
     prefixes = {"generator": "g", "critic": "d"}

@@ -37,6 +37,7 @@ from ..core.checkpoints import (
     save_checkpoint,
     set_rng_state,
 )
+from ..core.checks import check_int, check_number, check_tensor
 from ..core.history import History
 from ..core.paths import artifacts_dir
 from ..core.runtime import get_device, set_seed
@@ -65,23 +66,15 @@ class ClassifierConfig:
     seed: int = 0  # seeds the weights, the batches and the augmentation
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed values."""
+        """Raise naming the first bad field and its allowed values (``gan_utils.core.checks``:
+        TypeError for a value of the wrong type, ValueError for one out of range)."""
         for name in ("num_steps", "batch_size", "width", "feature_dim", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("learning_rate",):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a number > 0, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
+        check_number("learning_rate", self.learning_rate, minimum=0, min_open=True)
         for name in ("weight_decay", "max_rotation_deg", "max_shift_px"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-        if not isinstance(self.max_scale, (int, float)) or not 0 <= self.max_scale < 1:
-            raise ValueError(f"max_scale must be a number in [0, 1), got {self.max_scale!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            check_number(name, getattr(self, name), minimum=0)
+        check_number("max_scale", self.max_scale, 0, 1, max_open=True)
+        check_int("seed", self.seed, minimum=0)
 
 
 @dataclass
@@ -110,7 +103,8 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, width: int = 32, feature_dim: int = 64):
         super().__init__()
-        self.num_features = int(feature_dim)
+        check_int("width", width, minimum=1)
+        self.num_features = check_int("feature_dim", feature_dim, minimum=1)
         self.body = nn.Sequential(
             nn.Conv2d(1, width, kernel_size=4, stride=2, padding=1),  # (N, w, 14, 14)
             nn.ReLU(),
@@ -144,8 +138,7 @@ class DigitClassifier(nn.Module):
 
     def _batched(self, images: Tensor, batch_size: int, fn) -> Tensor:
         images = check_images(images)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
@@ -166,10 +159,10 @@ def check_images(images: Tensor, name: str = "images") -> Tensor:
     values in [-1, 1] (up to ``RANGE_TOLERANCE``), N >= 1.
 
     Raises:
-        ValueError: naming ``name``, for another type, dtype, shape or value range.
+        TypeError: naming ``name``, when ``images`` is not a tensor.
+        ValueError: naming ``name``, for another dtype, shape or value range.
     """
-    if not isinstance(images, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
+    check_tensor(name, images)
     if not images.is_floating_point():
         raise ValueError(
             f"{name} must be a float tensor with values in [-1, 1], got dtype {images.dtype} "
@@ -316,7 +309,7 @@ def _train(
 
 def _check_data(data: MNISTData, name: str) -> None:
     if not isinstance(data, MNISTData):
-        raise ValueError(
+        raise TypeError(
             f"{name} must be an MNISTData (gan_utils.images.mnist.load_mnist), got {type(data).__name__}"
         )
 

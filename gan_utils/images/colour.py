@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..core.checks import check_choice, check_int, check_number
 from ..core.paths import data_dir
 
 SOURCES = ("auto", "cifar10", "flowers102", "sklearn")
@@ -127,16 +128,15 @@ def load_colour_images(
         A ``ColourImages`` with ``images`` (N, 3, 32, 32).
 
     Raises:
-        ValueError: a bad ``source``, ``num_images`` or ``scale``; or a source asked for
-            by name whose folder is missing.
+        TypeError: ``source``, ``num_images``, ``scale`` or ``seed`` of the wrong type.
+        ValueError: a bad ``source``, ``num_images``, ``scale`` or ``seed``; or a source
+            asked for by name whose folder is missing.
         ColourDataError: a CIFAR-10 or Flowers102 folder that cannot be read.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise ValueError(f"num_images must be an integer >= 1, got {num_images!r}")
-    if not 0 < scale <= 1:
-        raise ValueError(f"scale must lie in (0, 1], got {scale!r}")
+    check_choice("source", source, SOURCES)
+    num_images = check_int("num_images", num_images, minimum=1)
+    check_number("scale", scale, 0, 1, min_open=True)
+    check_int("seed", seed, minimum=0)
     root = data_dir()
     if source == "auto":
         if (root / CIFAR_FOLDER).is_dir():

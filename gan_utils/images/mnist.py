@@ -1,6 +1,6 @@
 """MNIST that always works offline (lesson 03; used by lessons 04-07).
 
-Sources, tried in this order (DESIGN.md, Data):
+Sources, tried in this order:
 
 1. **torchvision files** already under ``gan_utils.core.paths.data_dir()`` (``$GAN_UTILS_DATA``,
    default ``<root>/data``), in torchvision's layout ``MNIST/raw/train-images-idx3-ubyte``
@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.checks import check_bool, check_choice
 from ..core.paths import data_dir, output_root
 
 SPLITS = ("train", "test")
@@ -132,11 +133,11 @@ def load_mnist(
         An ``MNISTData`` with images in [-1, 1], shape (N, 1, 28, 28), and int64 labels.
 
     Raises:
-        ValueError: ``split`` is not one of ``SPLITS``.
+        ValueError: ``split`` is not one of ``SPLITS`` (TypeError: not a string).
         MNISTDataError: the data folder holds a partial or corrupt MNIST.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice("split", split, SPLITS)
+    check_bool("verbose", verbose)
     root = data_dir()
     key = str(root)
     if key not in _CACHE:

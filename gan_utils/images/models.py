@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_choice, check_int
 from ..core.mlp import ACTIVATIONS, mlp
 
 MNIST_SHAPE = (1, 28, 28)  # (channels, height, width) of MNIST digits
@@ -75,41 +76,31 @@ SIZES = {"dense": DENSE_SIZES, "dcgan": DCGAN_SIZES}
 
 
 # ---- input checks ----------------------------------------------------------------------
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def check_image_shape(image_shape: Sequence[int], multiple_of: int = 1) -> tuple[int, int, int]:
     """``image_shape`` as a tuple (C, H, W) of positive ints, H and W multiples of ``multiple_of``.
 
     Raises:
-        ValueError: naming ``image_shape`` when it is not three positive integers, or when
-            H or W is not a multiple of ``multiple_of`` (the DCGAN pair needs 4).
+        TypeError: naming ``image_shape`` when it is not a tuple, list or ``torch.Size`` of
+            integers.
+        ValueError: naming ``image_shape`` when it does not hold three positive integers,
+            or when H or W is not a multiple of ``multiple_of`` (the DCGAN pair needs 4).
     """
-    shape = tuple(image_shape) if isinstance(image_shape, (tuple, list, torch.Size)) else None
-    if (
-        shape is None
-        or len(shape) != 3
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)
-    ):
-        raise ValueError(
-            f"image_shape must be three positive integers (channels, height, width), "
-            f"e.g. {MNIST_SHAPE} or {COLOUR_SHAPE}, got {image_shape!r}"
-        )
+    allowed = (
+        "image_shape must be three positive integers (channels, height, width), "
+        f"e.g. {MNIST_SHAPE} or {COLOUR_SHAPE}, got {image_shape!r}"
+    )
+    if not isinstance(image_shape, (tuple, list, torch.Size)):
+        raise TypeError(f"{allowed} ({type(image_shape).__name__})")
+    if len(image_shape) != 3:
+        raise ValueError(allowed)
+    shape = tuple(check_int(f"image_shape[{i}]", v, minimum=1) for i, v in enumerate(image_shape))
+    multiple_of = check_int("multiple_of", multiple_of, minimum=1)
     if shape[1] % multiple_of or shape[2] % multiple_of:
         raise ValueError(
             f"image_shape must have height and width divisible by {multiple_of} for this "
             f"model, got {shape}"
         )
     return shape  # type: ignore[return-value]
-
-
-def _choice(name: str, value, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
 
 
 def dcgan_init_(module: nn.Module) -> nn.Module:
@@ -131,7 +122,11 @@ class ScaledSigmoid(nn.Module):
 
 
 def _output_layer(output: str) -> nn.Module:
-    return nn.Tanh() if _choice("output", output, GENERATOR_OUTPUTS) == "tanh" else ScaledSigmoid()
+    return (
+        nn.Tanh()
+        if check_choice("output", output, GENERATOR_OUTPUTS) == "tanh"
+        else ScaledSigmoid()
+    )
 
 
 # ---- dense pair --------------------------------------------------------------------------
@@ -147,11 +142,11 @@ class DenseGenerator(nn.Module):
         output: str = "tanh",
     ):
         super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_int("latent_dim", latent_dim, minimum=1)
         self.image_shape = check_image_shape(image_shape)
-        _positive_int("width", width)
-        _positive_int("depth", depth, minimum=0)
-        self.output = _choice("output", output, GENERATOR_OUTPUTS)
+        check_int("width", width, minimum=1)
+        check_int("depth", depth, minimum=0)
+        self.output = check_choice("output", output, GENERATOR_OUTPUTS)
         self.net = mlp(latent_dim, math.prod(self.image_shape), width, depth, "relu", "none")
         self.out = _output_layer(output)
 
@@ -172,9 +167,9 @@ class DenseCritic(nn.Module):
     ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape)
-        _positive_int("width", width)
-        _positive_int("depth", depth, minimum=0)
-        _choice("activation", activation, list(ACTIVATIONS))
+        check_int("width", width, minimum=1)
+        check_int("depth", depth, minimum=0)
+        check_choice("activation", activation, ACTIVATIONS)
         self.net = mlp(math.prod(self.image_shape), 1, width, depth, activation, "none")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -226,10 +221,10 @@ class DCGANGenerator(nn.Module):
         hidden_width: int = 0,
     ):
         super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_int("latent_dim", latent_dim, minimum=1)
         self.image_shape = check_image_shape(image_shape, multiple_of=4)
-        _positive_int("base_width", base_width)
-        _positive_int("hidden_width", hidden_width, minimum=0)
+        check_int("base_width", base_width, minimum=1)
+        check_int("hidden_width", hidden_width, minimum=0)
         channels, height, width = self.image_shape
         b = base_width
         self.start = (2 * b, height // 4, width // 4)  # (2b, s, s): 7x7 for MNIST
@@ -267,9 +262,9 @@ class DCGANCritic(nn.Module):
     ):
         super().__init__()
         self.image_shape = check_image_shape(image_shape, multiple_of=4)
-        _positive_int("base_width", base_width)
-        _positive_int("hidden_width", hidden_width, minimum=0)
-        _choice("normalization", normalization, CRITIC_NORMALIZATIONS)
+        check_int("base_width", base_width, minimum=1)
+        check_int("hidden_width", hidden_width, minimum=0)
+        check_choice("normalization", normalization, CRITIC_NORMALIZATIONS)
         channels, height, width = self.image_shape
         b = base_width
         self.conv = nn.Sequential(
@@ -371,9 +366,9 @@ def build_pair(
     Returns:
         A ``ModelPair`` whose builder names and kwargs rebuild both networks.
     """
-    _choice("architecture", architecture, ARCHITECTURES)
+    check_choice("architecture", architecture, ARCHITECTURES)
     sizes = SIZES[architecture]
-    _choice("size", size, list(sizes))
+    check_choice("size", size, sizes)
     dims = {**sizes[size], **overrides}
     unknown = sorted(set(dims) - set(sizes[size]))
     if unknown:

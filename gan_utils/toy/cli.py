@@ -36,6 +36,7 @@ from pathlib import Path
 
 import matplotlib
 
+from ..core.checks import check_int, check_number
 from ..core.paths import runs_dir
 from ..core.plotting import save_gif
 from ..core.runtime import DEVICE_CHOICES
@@ -56,55 +57,45 @@ LOSS_CHOICES = [*VARIANTS, *ALIASES, "all"]
 PRESETS = {"lesson": ToySettings(), "repository": REPOSITORY_SETTINGS}
 
 
-def _positive_int(text: str) -> int:
+def _argument(text: str, convert, check, **bounds):
+    """``text`` converted by ``convert`` (int or float) and checked by ``check``
+    (``gan_utils.core.checks.check_int`` or ``check_number``) with ``bounds``, so the flags
+    share the library's ranges and wording; argparse puts ``argument --flag:`` before it."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+        value = text  # not a number: ``check`` words the message (a TypeError)
+    try:
+        return check("the value", value, **bounds)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    return _argument(text, int, check_int, minimum=1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _argument(text, int, check_int, minimum=0)
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+    return _argument(text, float, check_number, minimum=0, min_open=True)
 
 
 def _fraction(text: str) -> float | None:
-    if text.lower() == "none":
+    """A number in [0, 1), or ``none``."""
+    if text.strip().lower() == "none":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number in [0, 1) or 'none', got {text!r}"
-        ) from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return _argument(text, float, check_number, minimum=0, maximum=1, max_open=True)
 
 
 def _unit_interval(text: str) -> float:
-    value = _positive_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
+    return _argument(text, float, check_number, minimum=0, maximum=1, min_open=True)
+
+
+def _non_negative_float(text: str) -> float:
+    return _argument(text, float, check_number, minimum=0)
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -153,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--width", type=_positive_int, help=f"units per hidden layer (lesson: {lesson.width})")
     add("--depth", type=_non_negative_int, help=f"hidden layers (lesson: {lesson.depth})")
     add("--spectral_norm", action="store_true", help="spectral norm on the critic's layers")
-    add("--clip_weights", type=float, default=0.0,
+    add("--clip_weights", type=_non_negative_float, default=0.0,
         help="if > 0, clip the critic's weights to [-c, c]")  # fmt: skip
     add("--topk", action="store_true", help="top-k generator update (Sinha et al. 2020)")
     add("--topk_gamma", type=_unit_interval, default=0.99, help="top-k decay per epoch")
@@ -214,8 +205,6 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
 
 def variants_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
     """The variants: --loss names (or all), with --spectral_norm/--clip_weights/--topk."""
-    if args.clip_weights < 0:
-        parser.error(f"argument --clip_weights: expected a number >= 0, got {args.clip_weights}")
     names = list(VARIANTS) if "all" in args.loss else list(dict.fromkeys(args.loss))
     return [customise(n, args.spectral_norm, args.clip_weights or None, args.topk) for n in names]
 
@@ -252,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         settings.validate()
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         parser.error(str(error))
     if args.threads:
         import torch

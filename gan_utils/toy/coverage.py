@@ -1,4 +1,4 @@
-r"""Mode-collapse metrics for the 2-D toy mixtures (lesson 02; DESIGN.md, "Metrics, toy").
+r"""Mode-collapse metrics for the 2-D toy mixtures (lesson 02).
 
 ``mode_coverage(samples, centres, std)`` is the one definition every lesson, the CLI and
 the widget use; ``evaluate_coverage`` draws the 2,500 samples from a generator first.
@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_int, check_number
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, every
 from ..core.train import TrainState
 
-NUM_EVAL_SAMPLES = 2500  # generated samples per evaluation (DESIGN.md)
+NUM_EVAL_SAMPLES = 2500  # generated samples per evaluation, in every table of the course
 HQ_RADIUS_IN_STD = 3.0  # a sample is high quality within 3 std of its nearest centre
 MIN_HQ_PER_MODE = 20  # a mode is covered with at least 20 high-quality samples
 
@@ -55,7 +56,7 @@ def mode_coverage(
 ) -> ModeCoverage:
     r"""Modes covered, % high quality and KL to uniform of generated ``samples``.
 
-    The rules (DESIGN.md, "Metrics, toy"), for N samples :math:`x_i` and a mixture with
+    The rules, for N samples :math:`x_i` and a mixture with
     K centres :math:`c_k` and one isotropic std :math:`s`:
 
     * sample :math:`x_i` belongs to its nearest centre
@@ -90,15 +91,9 @@ def mode_coverage(
         raise ValueError(
             f"samples must have shape (N, {c.shape[1]}) with N >= 1, got {tuple(x.shape)}"
         )
-    if isinstance(std, bool) or not isinstance(std, (int, float, np.number)) or not std > 0:
-        raise ValueError(f"std must be a number > 0, got {std!r}")
-    std = float(std)
-    if isinstance(min_hq_per_mode, bool) or not isinstance(min_hq_per_mode, int):
-        raise ValueError(f"min_hq_per_mode must be an integer >= 1, got {min_hq_per_mode!r}")
-    if min_hq_per_mode < 1:
-        raise ValueError(f"min_hq_per_mode must be an integer >= 1, got {min_hq_per_mode!r}")
-    if not hq_radius_in_std > 0:
-        raise ValueError(f"hq_radius_in_std must be > 0, got {hq_radius_in_std!r}")
+    std = check_number("std", std, minimum=0, min_open=True)
+    min_hq_per_mode = check_int("min_hq_per_mode", min_hq_per_mode, minimum=1)
+    hq_radius_in_std = check_number("hq_radius_in_std", hq_radius_in_std, minimum=0, min_open=True)
 
     distances = torch.cdist(x, c)  # (N, K)
     nearest_distance, nearest = distances.min(dim=1)  # (N,), (N,)
@@ -171,13 +166,9 @@ def coverage_callback(
         prior: the run's latent prior.
         seed: seed of the latent batch.
     """
-    for name, value in (
-        ("latent_dim", latent_dim),
-        ("every_steps", every_steps),
-        ("num_samples", num_samples),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_int("latent_dim", latent_dim, minimum=1)
+    check_int("every_steps", every_steps, minimum=1)
+    check_int("num_samples", num_samples, minimum=1)
 
     def log_coverage(state: TrainState) -> None:
         was_training = state.generator.training

@@ -38,6 +38,7 @@ import torch
 from scipy import integrate, stats
 from torch import Tensor, nn
 
+from ..core.checks import check_int, check_number
 from ..core.losses import get_loss
 
 RECTIFIERS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.LeakyReLU)
@@ -82,26 +83,15 @@ def histogram_density(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A normalised histogram: (bin centres, density) with sum(density * bin width) = share
     of the samples inside ``value_range``."""
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be an integer >= 1, got {bins!r}")
-    low, high = value_range
-    if not high > low:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    bins = check_int("bins", bins, minimum=1)
+    if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
+        raise TypeError(f"value_range must be a pair (low, high), got {value_range!r}")
+    low, high = _check_interval(*value_range, names=("value_range[0]", "value_range[1]"))
     x = as_numpy_1d(samples)
     counts, edges = np.histogram(x, bins=bins, range=(low, high))
     width = edges[1] - edges[0]
     density = counts / (x.size * width)
     return 0.5 * (edges[:-1] + edges[1:]), density
-
-
-def kde_density(samples, grid, bandwidth: float | str | None = None) -> np.ndarray:
-    """Gaussian kernel density estimate of 1-D ``samples`` on ``grid`` (scipy's gaussian_kde;
-    ``bandwidth`` is its ``bw_method``: None = Scott's rule)."""
-    x = as_numpy_1d(samples)
-    grid = as_numpy_1d(grid, "grid")
-    if np.ptp(x) == 0:  # all samples equal: a point mass, drawn as a narrow spike
-        x = x + np.random.default_rng(0).normal(0.0, 1e-3, x.size)
-    return stats.gaussian_kde(x, bw_method=bandwidth)(grid)
 
 
 def mode_shares(samples, centres) -> np.ndarray:
@@ -136,6 +126,15 @@ def snapshot_1d(
 
 
 # ---- divergences by quadrature -----------------------------------------------------------
+def _check_interval(
+    lower: float, upper: float, names: tuple[str, str] = ("lower", "upper")
+) -> tuple[float, float]:
+    """(lower, upper) as floats: two numbers (not NaN; +-inf allowed) with upper > lower."""
+    lower = check_number(names[0], lower, finite=False)
+    upper = check_number(names[1], upper, minimum=lower, min_open=True, finite=False)
+    return lower, upper
+
+
 def _xlogy_ratio(p: float, q: float) -> float:
     return 0.0 if p <= 0.0 else p * math.log(p / q)
 
@@ -151,8 +150,7 @@ def js_divergence(
     ``points`` are places where the integrand changes fast (e.g. the modes), passed to
     ``scipy.integrate.quad``.
     """
-    if not upper > lower:
-        raise ValueError(f"upper must be > lower, got lower={lower!r}, upper={upper!r}")
+    lower, upper = _check_interval(lower, upper)
 
     def integrand(x: float) -> float:
         p, q = float(pdf_p(np.array([x]))[0]), float(pdf_q(np.array([x]))[0])
@@ -168,8 +166,7 @@ def kl_divergence(
 ) -> float:
     r"""KL(p || q) = \int p \log(p / q) of two 1-D densities on [lower, upper] (natural log),
     by quadrature; ``inf`` if q vanishes where p does not."""
-    if not upper > lower:
-        raise ValueError(f"upper must be > lower, got lower={lower!r}, upper={upper!r}")
+    lower, upper = _check_interval(lower, upper)
 
     def integrand(x: float) -> float:
         p, q = float(pdf_p(np.array([x]))[0]), float(pdf_q(np.array([x]))[0])
@@ -190,8 +187,7 @@ def expectation_1d(
 ) -> float:
     r"""E_p[f(x)] = \int p(x) f(x) dx on [lower, upper], by quadrature (terms with p = 0
     count as 0)."""
-    if not upper > lower:
-        raise ValueError(f"upper must be > lower, got lower={lower!r}, upper={upper!r}")
+    lower, upper = _check_interval(lower, upper)
 
     def integrand(x: float) -> float:
         xs = np.array([x])
@@ -228,8 +224,7 @@ def minimax_value(
     tails (where one density is below 1e-16 times the other) does not give log 0; the
     clipped terms carry a negligible weight there.
     """
-    if not upper > lower:
-        raise ValueError(f"upper must be > lower, got lower={lower!r}, upper={upper!r}")
+    lower, upper = _check_interval(lower, upper)
 
     def integrand(x: float) -> float:
         xs = np.array([x])
@@ -347,7 +342,6 @@ __all__ = [
     "expectation_1d",
     "histogram_density",
     "js_divergence",
-    "kde_density",
     "kl_divergence",
     "minimax_value",
     "mode_shares",

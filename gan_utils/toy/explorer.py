@@ -17,6 +17,7 @@ import threading
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
+from ..core.checks import check_int
 from ..core.latent import fixed_latents, generate
 from ..core.loop import every
 from ..core.plotting import scatter_samples
@@ -41,15 +42,9 @@ class ToyExplorer:
     """
 
     def __init__(self, settings: ToySettings | None = None, refresh_every: int = 100):
-        if (
-            isinstance(refresh_every, bool)
-            or not isinstance(refresh_every, int)
-            or refresh_every < 1
-        ):
-            raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
+        self.refresh_every = check_int("refresh_every", refresh_every, minimum=1)
         self.settings = settings or ToySettings()
         self.settings.validate()
-        self.refresh_every = refresh_every
         style = {"description_width": "90px"}
         self.variant = widgets.Dropdown(
             options=list(VARIANTS), value="wgan_gp", description="variant", style=style

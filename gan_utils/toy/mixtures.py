@@ -2,10 +2,10 @@
 
 A mixture has K centres c_k and one isotropic std s; a sample is c_k + s * eps with k
 uniform over the centres (or drawn from ``weights``) and eps ~ N(0, I). Sampling uses
-torch's global RNG (seeded by ``gan_utils.set_seed``), so training checkpoints that save
+torch's global RNG (seeded by ``gan_utils.core.runtime.set_seed``), so training checkpoints that save
 the RNG state resume exactly; pass a ``torch.Generator`` for a fixed evaluation set.
 
-Datasets of lesson 02 (DESIGN.md, Metrics):
+Datasets of lesson 02:
     ring       8 Gaussians on a circle of radius 2, std 0.02 (Unrolled GAN paper)
     grid       25 Gaussians at {-4, -2, 0, 2, 4}^2, std 0.05
     wide_ring  8 Gaussians on a circle of radius 1, std 0.05 (Mode_Collapse repository)
@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+
+from ..core.checks import check_choice, check_int, check_number, check_tensor
 
 
 class GaussianMixture:
@@ -34,16 +36,15 @@ class GaussianMixture:
         centres = torch.as_tensor(centres, dtype=torch.float32)
         if centres.dim() == 1:
             centres = centres[:, None]  # (K,) -> (K, 1)
-        if centres.dim() != 2 or centres.shape[0] < 1:
-            raise ValueError(
-                f"centres must have shape (K, dim) with K >= 1, got {tuple(centres.shape)}"
-            )
-        if not std > 0:
-            raise ValueError(f"std must be > 0, got {std!r}")
+        check_tensor("centres", centres, ndim=2, min_rows=1)
+        check_number("std", std, minimum=0, min_open=True)
         if weights is not None:
             weights = torch.as_tensor(weights, dtype=torch.float32)
-            if weights.shape != (centres.shape[0],) or (weights < 0).any() or weights.sum() <= 0:
-                raise ValueError("weights must be K non-negative numbers with a positive sum")
+            check_tensor("weights", weights, (centres.shape[0],), minimum=0)
+            if not weights.sum() > 0:
+                raise ValueError(
+                    f"weights must be K non-negative numbers with a positive sum, got {weights}"
+                )
             weights = weights / weights.sum()
         self.device = torch.device(device)
         self.centres = centres.to(self.device)  # (K, dim)
@@ -65,8 +66,7 @@ class GaussianMixture:
 
     def sample(self, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw ``num_samples`` points, shape (num_samples, dim), on the mixture's device."""
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        num_samples = check_int("num_samples", num_samples, minimum=1)
         if self.weights is None:
             k = torch.randint(
                 0, self.num_modes, (num_samples,), device=self.device, generator=generator
@@ -98,8 +98,8 @@ class GaussianMixture:
 
 def ring(num_modes: int = 8, radius: float = 2.0, std: float = 0.02) -> GaussianMixture:
     """``num_modes`` Gaussians evenly spaced on a circle of ``radius``."""
-    if num_modes < 1:
-        raise ValueError(f"num_modes must be >= 1, got {num_modes!r}")
+    num_modes = check_int("num_modes", num_modes, minimum=1)
+    check_number("radius", radius, minimum=0, min_open=True)
     angles = torch.arange(num_modes, dtype=torch.float32) * (2 * math.pi / num_modes)
     centres = radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # (K, 2)
     return GaussianMixture(centres, std, name="ring")
@@ -139,7 +139,6 @@ TOY_DATASETS: dict[str, Callable[[], GaussianMixture]] = {
 
 
 def get_toy_dataset(name: str, device: str | torch.device = "cpu") -> GaussianMixture:
-    """A lesson-02 dataset by name; an unknown name raises a ValueError listing the choices."""
-    if name not in TOY_DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {name!r}")
-    return TOY_DATASETS[name]().to(device)
+    """A lesson-02 dataset by name; an unknown name raises a ValueError listing the choices
+    (a value that is not a string: a TypeError)."""
+    return TOY_DATASETS[check_choice("dataset", name, TOY_DATASETS)]().to(device)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..core.checks import check_int
 from ..core.plotting import figure_to_image, scatter_samples
 from .mixtures import GaussianMixture, get_toy_dataset
 from .runs import SweepResult, ToyRun
@@ -57,6 +58,7 @@ def plot_snapshots(runs: Sequence[ToyRun], num_columns: int = 5, size: float = 1
     """Rows: runs; columns: ``num_columns`` snapshots evenly spaced over training."""
     if not runs or not runs[0].snapshots:
         raise ValueError("runs must hold at least one run with snapshots (num_snapshots > 0)")
+    check_int("num_columns", num_columns, minimum=1)
     count = len(runs[0].snapshots)
     columns = sorted({round(i * (count - 1) / max(1, num_columns - 1)) for i in range(num_columns)})
     fig, axes = plt.subplots(
@@ -84,6 +86,7 @@ def plot_final_samples(runs: Sequence[ToyRun], num_columns: int = 5, size: float
     """The last snapshot of each run, titled with its modes covered and % HQ."""
     if not runs:
         raise ValueError("runs must hold at least one run")
+    check_int("num_columns", num_columns, minimum=1)
     rows = math.ceil(len(runs) / num_columns)
     fig, axes = plt.subplots(
         rows, num_columns, figsize=(size * num_columns, size * rows), squeeze=False

@@ -24,11 +24,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..core.checks import check_choice, check_int, check_number, check_probability
 from ..core.history import History
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, DivergenceError, every
 from ..core.mlp import mlp_critic, mlp_generator
-from ..core.runtime import get_device, set_seed
+from ..core.runtime import DEVICE_CHOICES, get_device, set_seed
 from ..core.train import OPTIMIZERS, TrainConfig, train
 from ..core.variants import Variant, get_variant
 from .coverage import ModeCoverage, evaluate_coverage
@@ -56,29 +57,38 @@ class ToySettings:
     num_real_samples: int | None = None  # None: fresh samples every batch; N: a fixed set
     num_snapshots: int = 0  # sample snapshots over training (plus one before training)
     snapshot_samples: int = 500  # points per snapshot (a fixed z batch)
-    eval_samples: int = 2500  # samples for the metrics (DESIGN.md: 2,500)
+    eval_samples: int = 2500  # samples for the metrics (2,500 in every table of the course)
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     log_every: int = 50  # steps between history rows
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed values."""
+        """Raise naming the first bad field and its allowed values (``gan_utils.core.checks``:
+        TypeError for a value of the wrong type, ValueError for one out of range); called
+        by the constructor and by ``dataclasses.replace``."""
         for name in ("num_steps", "batch_size", "latent_dim", "width", "eval_samples"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("depth", "num_snapshots"):
-            _check_int(name, getattr(self, name), 0)
-        _check_int("snapshot_samples", self.snapshot_samples, 1)
+            check_int(name, getattr(self, name), minimum=0)
+        check_int("snapshot_samples", self.snapshot_samples, minimum=1)
         for name in ("n_critic", "steps_per_epoch", "num_real_samples"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.clip_value is not None and not self.clip_value > 0:
-            raise ValueError(f"clip_value must be None or > 0, got {self.clip_value!r}")
-        if self.lr_decay_from is not None and not 0 <= self.lr_decay_from < 1:
-            raise ValueError(
-                f"lr_decay_from must be None or a fraction in [0, 1), got {self.lr_decay_from!r}"
+                check_int(name, getattr(self, name), minimum=1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, minimum=0, min_open=True)
+        if self.clip_value is not None:
+            check_number("clip_value", self.clip_value, minimum=0, min_open=True)
+        if self.lr_decay_from is not None:
+            check_number("lr_decay_from", self.lr_decay_from, 0, 1, max_open=True)
+        check_probability("topk_gamma", self.topk_gamma, min_open=True)
+        check_probability("topk_nu", self.topk_nu, min_open=True)
+        check_int("log_every", self.log_every, minimum=1)
+        if not isinstance(self.device, (str, torch.device)):
+            raise TypeError(
+                f"device must be one of {DEVICE_CHOICES} (or 'cuda:<index>', or a torch.device), "
+                f"got {self.device!r} ({type(self.device).__name__})"
             )
 
     def epoch_length(self) -> int:
@@ -88,11 +98,6 @@ class ToySettings:
         if self.num_real_samples is not None:
             return max(1, math.ceil(self.num_real_samples / self.batch_size))
         return 20
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 REPOSITORY_SETTINGS = ToySettings(
@@ -205,12 +210,14 @@ def train_toy(
         dataset: "ring", "grid" or "wide_ring".
         seed: a non-negative integer.
         settings: sizes, budget and optimiser (``ToySettings()`` if None).
-        callbacks: extra ``gan_utils.core.train`` callbacks (the widget's live plot and Stop).
+        callbacks: extra training callbacks (``gan_utils.core.loop.Callback``; the widget's
+            live plot and Stop).
 
     Returns:
         A ``ToyRun``.
     """
     variant = get_variant(variant)
+    seed = check_int("seed", seed, minimum=0)
     settings = settings or ToySettings()
     settings.validate()
     device = get_device(settings.device)
@@ -482,11 +489,10 @@ def train_many(
             A run's numbers do not depend on ``workers`` beyond float rounding.
         on_run: called after each run, in the order of ``jobs`` (e.g. to print progress).
     """
-    _check_int("workers", workers, 1)
-    jobs = [(get_variant(v), d, int(s), st) for v, d, s, st in jobs]
-    for _, dataset, seed, settings in jobs:
+    check_int("workers", workers, minimum=1)
+    jobs = [(get_variant(v), d, check_int("seed", s, minimum=0), st) for v, d, s, st in jobs]
+    for _, dataset, _, settings in jobs:
         get_toy_dataset(dataset)  # fail before training on a bad name
-        _check_int("seed", seed, 0)
         (settings or ToySettings()).validate()
     runs: list[ToyRun] = []
     if workers == 1 or len(jobs) <= 1:
