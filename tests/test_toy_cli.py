@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gan_utils.core.plotting import read_run_id
 from gan_utils.core.variants import VARIANTS
 from gan_utils.toy.cli import build_parser, main, settings_from_args, variants_from_args
 
@@ -36,6 +37,9 @@ def test_runs_and_writes_table_csv_plot_and_gifs(tmp_path, capsys):
     assert gifs == [
         f"toy_results_{v}_{d}.gif" for v in ("hinge", "least_squares") for d in ("grid", "ring")
     ]
+    # outside a lesson the figures carry a run id without a lesson: <commit>[+dirty]@<time>
+    ids = {read_run_id(tmp_path / name) for name in [*gifs, "toy_results_samples.png"]}
+    assert len(ids) == 1 and None not in ids and "@" in ids.pop()
 
 
 @pytest.mark.parametrize(

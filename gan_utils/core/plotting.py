@@ -25,14 +25,27 @@ RUN_ID_KEY = "gan_utils.run_id"
 _TEXT_STAMP = re.compile(r"<!--\s*" + re.escape(RUN_ID_KEY) + r"=(\S+)\s*-->")
 
 
-def save_figure(
-    fig: matplotlib.figure.Figure, name: str, dpi: int = 100, run_id: str | None = None
-) -> Path:
-    """Save ``fig`` as ``<figures dir>/<name>`` (PNG unless ``name`` has another suffix).
+def _folder(folder: str | Path | None) -> Path:
+    if folder is None:
+        return figures_dir()
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
-    A PNG records ``run_id`` (default: the current run id) in its metadata.
+
+def save_figure(
+    fig: matplotlib.figure.Figure,
+    name: str,
+    dpi: int = 100,
+    run_id: str | None = None,
+    folder: str | Path | None = None,
+) -> Path:
+    """Save ``fig`` as ``<folder>/<name>`` (PNG unless ``name`` has another suffix).
+
+    ``folder`` defaults to the figures folder (``gan_utils.core.paths.figures_dir``). A PNG
+    records ``run_id`` (default: the current run id) in its metadata.
     """
-    path = figures_dir() / (name if Path(name).suffix else f"{name}.png")
+    path = _folder(folder) / (name if Path(name).suffix else f"{name}.png")
     metadata = None
     if path.suffix.lower() == ".png":
         metadata = {RUN_ID_KEY: run_id or current_run_id()}
@@ -54,6 +67,7 @@ def save_gif(
     duration_ms: int = 250,
     colors: int = 64,
     run_id: str | None = None,
+    folder: str | Path | None = None,
 ) -> Path:
     """Write frames as an animated GIF (palette of ``colors`` to keep it small); returns the path.
 
@@ -61,7 +75,7 @@ def save_gif(
     """
     if not frames:
         raise ValueError("frames must hold at least one image")
-    path = figures_dir() / (name if name.endswith(".gif") else f"{name}.gif")
+    path = _folder(folder) / (name if name.endswith(".gif") else f"{name}.gif")
     palette = [f.quantize(colors=colors, method=Image.Quantize.MEDIANCUT) for f in frames]
     comment = f"{RUN_ID_KEY}={run_id or current_run_id()}".encode()
     palette[0].save(
@@ -76,12 +90,14 @@ def save_gif(
     return path
 
 
-def save_text(text: str, name: str, run_id: str | None = None) -> Path:
+def save_text(
+    text: str, name: str, run_id: str | None = None, folder: str | Path | None = None
+) -> Path:
     """Write a Markdown (or other text) figure to the figures dir, stamped with ``run_id``.
 
     The first line is ``<!-- gan_utils.run_id=<id> -->`` (invisible in rendered Markdown).
     """
-    path = figures_dir() / name
+    path = _folder(folder) / name
     path.write_text(f"<!-- {RUN_ID_KEY}={run_id or current_run_id()} -->\n{text}")
     return path
 

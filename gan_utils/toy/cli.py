@@ -28,17 +28,15 @@ import argparse
 import dataclasses
 import json
 import shlex
-import shutil
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import matplotlib
 
 from ..core.checks import check_int, check_number
 from ..core.paths import runs_dir
-from ..core.plotting import save_gif
+from ..core.plotting import save_figure, save_gif
 from ..core.runtime import DEVICE_CHOICES
 from ..core.train import OPTIMIZERS
 from ..core.variants import ALIASES, VARIANTS, customise
@@ -227,12 +225,6 @@ def _describe(settings: ToySettings) -> str:
     )
 
 
-def _save_gif(frames, path: Path) -> Path:
-    # save_gif writes into the figures folder; give it a unique name, then move the file.
-    temporary = save_gif(frames, f"gan_toy_{uuid.uuid4().hex}.gif")
-    return Path(shutil.move(temporary, path))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``gan-toy``; returns 0 (argparse exits with 2 on bad flags)."""
     parser = build_parser()
@@ -354,13 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     if first and not previous:  # with --append the new runs alone would be a partial picture
         fig = toy_plots.plot_final_samples(first)
         fig.suptitle(f"Final samples, seed {first[0].seed}", y=1.02)
-        fig.savefig(out / f"{args.name}_samples.png", dpi=75, bbox_inches="tight")
+        save_figure(fig, f"{args.name}_samples.png", dpi=75, folder=out)
         matplotlib.pyplot.close(fig)
         written.append(f"{args.name}_samples.png")
     if args.gif:
         for run in first:
             path = out / f"{args.name}_{run.variant}_{run.dataset}.gif"
-            _save_gif(toy_plots.snapshot_frames(run), path)
+            save_gif(toy_plots.snapshot_frames(run), path.name, folder=out)
             written.append(path.name)
     print(f"wrote {', '.join(written)} in {out}")
     return 0
