@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from gan_utils.core.checkpoints import save_generator
+from gan_utils.core.latent import generate, sample_latent
 from gan_utils.core.train import TrainConfig
 from gan_utils.images.classifier import DigitClassifier
 from gan_utils.images.course_table import (
@@ -22,8 +23,9 @@ from gan_utils.images.course_table import (
     summary_rows,
     table_markdown,
 )
-from gan_utils.images.metrics import classifier_statistics
+from gan_utils.images.metrics import classifier_statistics, score_digits
 from gan_utils.images.models import dense_generator
+from gan_utils.images.recipe import dist_gan_image_config, save_run, train_image_gan
 
 BUILDER = "gan_utils.images.models:dense_generator"
 
@@ -162,6 +164,46 @@ def test_course_table_scores_digit_generators_and_skips_colour_ones(root, classi
     summary = summary_rows(rows)
     assert summary[0]["model"] == "04 dense non_saturating z1"
     assert summary[1]["FID"] == round(rows[1]["fid_mean"], 1)
+
+
+def test_scoring_draws_its_own_latents_and_leaves_the_global_rng_alone(classifier, reference):
+    torch.manual_seed(0)
+    generator = dense_generator(latent_dim=3, width=16, depth=1)
+    state = torch.get_rng_state()
+    row = score_generator(generator, 3, classifier, reference, num_samples=50, draws=2, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    # draw 1 is score_digits on G(z), z from a generator seeded with seed + 1
+    z = sample_latent(50, 3, rng=torch.Generator().manual_seed(6))
+    second, _ = score_digits(generate(generator, z), classifier, reference)
+    first, _ = score_digits(
+        generate(generator, sample_latent(50, 3, rng=torch.Generator().manual_seed(5))),
+        classifier,
+        reference,
+    )
+    assert row["fid_mean"] == pytest.approx((first["fid"] + second["fid"]) / 2, rel=1e-12)
+
+
+def test_a_recipe_run_is_scored_with_its_own_latent_prior(root, classifier, reference, monkeypatch):
+    digits = torch.rand(16, 1, 28, 28) * 2 - 1
+    config = dist_gan_image_config(
+        architecture="dense",
+        latent_dim=2,
+        batch_size=8,
+        num_steps=2,
+        steps_per_epoch=1,
+        eval_samples=20,
+    )
+    save_run(train_image_gan(config, digits, classifier), "05_dist_gan")
+    priors = []
+    real = score_generator
+
+    def spy(*args, **kwargs):
+        priors.append(args[6] if len(args) > 6 else kwargs.get("latent_prior"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("gan_utils.images.course_table.score_generator", spy)
+    rows = course_table(saved_generator_keys(["05_dist_gan"]), classifier, reference, 20, 1)
+    assert priors == ["uniform"] and rows[0]["loss"] == "dist_gan"
 
 
 def test_format_cell():

@@ -383,7 +383,6 @@ def test_one_step_updates_autoencoder_then_critic_then_generator():
     "field, value",
     [
         ("latent_dim", 0),
-        ("batch_size", 1.5),
         ("num_steps", 0),
         ("log_every", 0),
         ("checkpoint_every", 3),
@@ -398,7 +397,6 @@ def test_one_step_updates_autoencoder_then_critic_then_generator():
         ("lambda_p", -1.0),
         ("lambda_r", float("inf")),
         ("lambda_w", 0.0),
-        ("autoencoder_trains_generator", "yes"),
         ("seed", -1),
         ("device", "tpu"),
     ],
@@ -409,6 +407,26 @@ def test_bad_config_values_raise_value_errors_naming_the_field(field, value):
         config.validate()
     with pytest.raises(ValueError, match=field):
         train_dist_gan(*toy_models(), ring(), config)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("batch_size", 1.5),
+        ("num_steps", "10"),
+        ("checkpoint_every", 2.0),
+        ("latent_prior", 1),
+        ("lr_g", "2e-4"),
+        ("betas", 0.5),
+        ("lambda_p", True),
+        ("autoencoder_trains_generator", "yes"),
+        ("seed", 1.0),
+    ],
+)
+def test_config_values_of_the_wrong_type_raise_type_errors_naming_the_field(field, value):
+    config = dataclasses.replace(TOY, **{"log_every": 2, field: value})
+    with pytest.raises(TypeError, match=field):
+        config.validate()
 
 
 def test_defaults_are_the_papers():

@@ -6,7 +6,7 @@ import torch
 from scipy.spatial.distance import pdist
 
 from gan_utils.core.checkpoints import load_generator, model_checkpoint_path, save_generator
-from gan_utils.core.latent import sample_latent
+from gan_utils.core.latent import generate, sample_latent
 from gan_utils.core.train import TrainConfig, train
 from gan_utils.images.classifier import DigitClassifier
 from gan_utils.images.evaluation import (
@@ -17,9 +17,8 @@ from gan_utils.images.evaluation import (
     latent_walk,
     mean_pairwise_distance,
     saturated_share,
-    score_images,
 )
-from gan_utils.images.metrics import classifier_statistics, evaluate_samples, fid
+from gan_utils.images.metrics import classifier_statistics, fid, score_digits
 from gan_utils.images.models import build_pair, dense_generator
 
 N = 50  # images scored per evaluation in these tests (5 splits of 10)
@@ -91,16 +90,21 @@ def test_without_a_classifier_only_the_image_metrics_are_logged():
     assert 0 <= last.metrics["saturated_share"] <= 1
 
 
-def test_metrics_agree_with_the_metrics_module(classifier, digits):
+def test_the_hook_scores_with_the_one_image_scorer(classifier, digits):
     reference = classifier_statistics(digits, classifier)
-    images = torch.tanh(torch.randn(N, 1, 28, 28) * 3)
-    metrics, counts = score_images(images, classifier, reference, splits=5)
-    expected = evaluate_samples(images, classifier, reference, splits=5)
-    assert metrics["eval_samples"] == expected["n"] == N
-    for key in ("is_mean", "is_std", "kl_to_uniform", "fid"):
-        assert metrics[key] == pytest.approx(expected[key], rel=1e-9, abs=1e-12)
-    assert metrics["classes_covered"] == expected["classes_covered"]
-    assert metrics["fid"] == pytest.approx(
+    generator = dense_generator(2, width=8, depth=1)
+    evaluator = EpochEvaluator(
+        classifier, 2, steps_per_epoch=1, num_samples=N, splits=5, seed=4, reference=reference
+    )
+    record = evaluator.evaluate(generator, 1)
+    rng = torch.Generator().manual_seed(4)  # the hook's stream: fixed_z first, then N latents
+    sample_latent(64, 2, rng=rng)
+    images = generate(generator, sample_latent(N, 2, rng=rng))
+    metrics, counts = score_digits(images, classifier, reference, splits=5)
+    for key, value in metrics.items():
+        assert record.metrics[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    np.testing.assert_array_equal(record.class_counts, counts)
+    assert record.metrics["fid"] == pytest.approx(
         fid(classifier.features(images), classifier.features(digits)), rel=1e-9
     )
     predicted = classifier.logits(images).argmax(dim=1).numpy()
@@ -157,11 +161,27 @@ def test_uniform_prior_stays_in_its_box():
         ({"steps_per_epoch": 0}, "steps_per_epoch"),
         ({"latent_prior": "cauchy"}, "latent_prior"),
         ({"seed": -1}, "seed"),
+        ({"min_share": 0.0}, "min_share"),
     ],
 )
 def test_evaluator_rejects_bad_settings(classifier, kwargs, name):
     settings = {"steps_per_epoch": 2, "num_samples": N, "splits": 5, **kwargs}
     with pytest.raises(ValueError, match=name):
+        EpochEvaluator(classifier, 2, **settings)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"num_samples": 50.0}, "num_samples"),
+        ({"steps_per_epoch": "2"}, "steps_per_epoch"),
+        ({"seed": True}, "seed"),
+        ({"latent_prior": 1}, "latent_prior"),
+    ],
+)
+def test_evaluator_rejects_wrong_types_with_type_errors(classifier, kwargs, name):
+    settings = {"steps_per_epoch": 2, "num_samples": N, "splits": 5, **kwargs}
+    with pytest.raises(TypeError, match=name):
         EpochEvaluator(classifier, 2, **settings)
 
 

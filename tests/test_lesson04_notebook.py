@@ -7,6 +7,7 @@ import torch
 
 from gan_utils.core.checkpoints import load_generator
 from gan_utils.core.paths import figures_dir
+from gan_utils.images.recipe import ImageGANConfig, lesson04_config
 
 SEED = 3  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
@@ -57,9 +58,26 @@ def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
 
     # the generators were saved for lesson 07 with the config they were trained with
     saved = load_generator("04_vanilla_gan", "dcgan", "wgan_gp", latent_dim=2, seed=SEED)
-    assert saved.config.loss == "wasserstein" and saved.config.gp_weight == 10
-    assert saved.config.n_critic == 5 and saved.config.num_steps == 2 * (256 // 32)
+    assert isinstance(saved.config, ImageGANConfig) and saved.config.variant == "wgan_gp"
+    trained_with = saved.config.train_config()
+    assert trained_with.loss == "wasserstein" and trained_with.gp_weight == 10
+    assert trained_with.n_critic == 5 and saved.config.num_steps == 2 * (256 // 32)
+    assert saved.config.critic_normalization == "layer" and saved.config.lr_g == 1e-4
+    assert saved.config.num_images == 256 and saved.config.eval_samples == 100
     assert saved.metrics["eval_samples"] == 100
+    # lesson 05 builds the same config from the same parameters: it would reuse this run
+    assert saved.config == lesson04_config(
+        "dcgan",
+        2,
+        256 // 32,
+        2,
+        variant="wgan_gp",
+        batch_size=32,
+        seed=SEED,
+        eval_samples=100,
+        num_images=256,
+        device="cpu",
+    )
     images = saved.generator(torch.randn(3, 2))
     assert images.shape == (3, 1, 28, 28)
     colour = load_generator("04_vanilla_gan", "dense_colour", "wgan_gp", latent_dim=2, seed=SEED)

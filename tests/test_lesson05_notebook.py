@@ -7,7 +7,7 @@ import torch
 
 from gan_utils.core.checkpoints import load_generator, model_checkpoint_path
 from gan_utils.core.paths import figures_dir
-from gan_utils.images.dist_gan import DistGANConfig
+from gan_utils.images.recipe import ImageGANConfig
 
 SEED = 5  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
@@ -52,12 +52,13 @@ def test_lesson05_runs_the_dense_pair_at_latent_2(run_notebook):
         assert (figures_dir() / f"{name}.png").is_file()
     assert results["wall_time_s"] > 0
 
-    # both generators were saved for lesson 07 with the DistGANConfig they were trained with
+    # both generators were saved for lesson 07 with the ImageGANConfig they were trained with
     for z in (1, 2):
         path = model_checkpoint_path("05_dist_gan", "dense", "dist_gan", z, SEED)
         assert path.is_file()
         saved = load_generator("05_dist_gan", results["checkpoint_model"], "dist_gan", z, seed=SEED)
-        assert isinstance(saved.config, DistGANConfig)
+        assert isinstance(saved.config, ImageGANConfig) and saved.config.method == "dist_gan"
+        assert saved.config.latent_prior == "uniform" and saved.config.betas == (0.5, 0.9)
         assert saved.config.latent_dim == z and saved.config.num_steps == 2 * 8
         assert saved.config.reconstruction == "pixel" and saved.config.lambda_r == 0.5
         assert saved.metrics["eval_samples"] == 100

@@ -8,6 +8,7 @@ import torch
 
 from gan_utils.core.checkpoints import load_generator
 from gan_utils.core.paths import figures_dir
+from gan_utils.images.recipe import ImageGANConfig
 
 SEED = 4  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
@@ -71,9 +72,12 @@ def test_lesson06_runs_the_layer_rule_at_latent_2(run_notebook):
     for z in (1, 2):
         for loss, mode in (("nu_gan", "layer"), ("non_saturating", "monitor")):
             saved = load_generator("06_nu_gan_lanczos", "dense", loss, latent_dim=z, seed=SEED)
-            assert saved.config.loss == "non_saturating" and saved.config.latent_dim == z
+            assert isinstance(saved.config, ImageGANConfig) and saved.config.method == "nu_gan"
+            assert saved.config.variant == "non_saturating" and saved.config.latent_dim == z
             assert saved.config.num_steps == 2 * (256 // 32)
-            assert saved.metrics["eval_samples"] == 100 and saved.metrics["nu_mode"] == mode
+            assert saved.config.nu.mode == mode and saved.config.nu.every_steps == 4
+            assert saved.config.nu.seed == SEED + 777
+            assert saved.metrics["eval_samples"] == 100
             assert saved.history.series("nu_eig_1")[0].tolist() == [0, 4, 8, 12]
             images = saved.generator(torch.randn(3, z))
             assert images.shape == (3, 1, 28, 28) and torch.isfinite(images).all()

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from gan_utils.core.latent import generate, sample_latent
 from gan_utils.images.classifier import DigitClassifier
 from gan_utils.images.metrics import (
     ClassifierFeatures,
@@ -20,13 +21,11 @@ from gan_utils.images.metrics import (
     class_kl_to_uniform,
     classes_covered,
     classifier_statistics,
-    evaluate_generator,
-    evaluate_samples,
     feature_statistics,
     fid,
     fid_from_stats,
-    generate_images,
     inception_score,
+    score_digits,
 )
 from gan_utils.images.mnist import load_mnist
 
@@ -260,47 +259,50 @@ def test_fid_matches_torchmetrics(classifier, digits):
 
 @TORCHMETRICS_WARNINGS[0]
 @TORCHMETRICS_WARNINGS[1]
-def test_evaluate_samples_matches_torchmetrics_and_the_coverage_functions(classifier, digits):
+def test_score_digits_matches_torchmetrics_and_the_coverage_functions(classifier, digits):
     from torchmetrics.image.inception import InceptionScore
 
     real, images = digits
     reference = classifier_statistics(real, classifier)
-    result = evaluate_samples(images, classifier, reference=reference, splits=1)
+    result, counts = score_digits(images, classifier, reference=reference, splits=1)
     metric = InceptionScore(feature=ClassifierLogits(classifier), splits=1)
     metric.update(images)
-    assert result["n"] == 300
+    assert result["eval_samples"] == 300
     assert result["is_mean"] == pytest.approx(float(metric.compute()[0]), rel=1e-3)
     probs = classifier.predict_proba(images)
     assert result["classes_covered"] == classes_covered(probs)
     assert result["kl_to_uniform"] == pytest.approx(class_kl_to_uniform(probs), abs=1e-9)
+    assert counts.tolist() == class_histogram(probs).tolist()
     assert result["fid"] == pytest.approx(
         fid(classifier.features(images), classifier.features(real)), rel=1e-9
     )
-    assert "fid" not in evaluate_samples(images, classifier, splits=10)
+    assert "fid" not in score_digits(images, classifier, splits=10)[0]
+    flat, _ = score_digits(images.reshape(300, 784), classifier, reference, splits=1)
+    assert flat == result  # flat (N, 784) generator outputs are scored the same
 
 
-# --- generators --------------------------------------------------------------------------
+# --- generated images ----------------------------------------------------------------------
 
 
-def test_generate_and_evaluate_a_generator(classifier):
-    generator = nn.Sequential(nn.Linear(3, 784), nn.Tanh())  # flat (N, 784) output
-    generator.train()
-    torch.manual_seed(0)
-    images = generate_images(generator, 1050, latent_dim=3, batch_size=500)
-    assert images.shape == (1050, 1, 28, 28) and generator.training
-    torch.manual_seed(0)
-    again = generate_images(generator, 1050, latent_dim=3, batch_size=500)
-    torch.testing.assert_close(images, again)  # seeded: reproducible
-    assert float(images.min()) >= -1 and float(images.max()) <= 1
-    result = evaluate_generator(generator, classifier, 1000, latent_dim=3, latent_prior="uniform")
-    assert result["n"] == 1000 and 1 <= result["is_mean"] <= 10
-    with pytest.raises(ValueError, match="latent_prior"):
-        generate_images(generator, 10, latent_dim=3, latent_prior="cauchy")
-
-
-def test_generator_output_outside_the_range_is_reported():
+def test_images_outside_the_range_are_reported(classifier):
     generator = nn.Sequential(nn.Linear(2, 784))
     with torch.no_grad():
         generator[0].bias.fill_(5.0)
-    with pytest.raises(ValueError, match=r"generator output must have values in \[-1, 1\]"):
-        generate_images(generator, 10, latent_dim=2)
+    images = generate(generator, sample_latent(10, 2))
+    with pytest.raises(ValueError, match=r"images must have values in \[-1, 1\]"):
+        score_digits(images, classifier, splits=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "name"),
+    [
+        ({"splits": 0}, ValueError, "splits"),
+        ({"splits": 2.0}, TypeError, "splits"),
+        ({"min_share": 0.0}, ValueError, "min_share"),
+        ({"min_share": "2 %"}, TypeError, "min_share"),
+    ],
+)
+def test_bad_scoring_settings_name_the_parameter(classifier, kwargs, error, name):
+    images = torch.rand(20, 1, 28, 28) * 2 - 1
+    with pytest.raises(error, match=name):
+        score_digits(images, classifier, **kwargs)

@@ -203,7 +203,7 @@ def test_critic_hessian_layer_mode_freezes_a_critic_tensor():
         ({"mode": "nudge"}, "mode"),
         ({"hessian_of": "both"}, "hessian_of"),
         ({"which": "SA"}, "which"),
-        ({"threshold": "high"}, "threshold"),
+        ({"threshold": float("nan")}, "threshold"),
         ({"batch_size": 0}, "batch_size"),
         ({"tol": -1}, "tol"),
         ({"hessian_of": "critic", "mode": "project"}, "project"),
@@ -211,6 +211,21 @@ def test_critic_hessian_layer_mode_freezes_a_critic_tensor():
 )
 def test_invalid_settings_name_the_field(changes, name):
     with pytest.raises(ValueError, match=name):
+        NuGANHook(dataclasses.replace(NuGANConfig(), **changes))
+
+
+@pytest.mark.parametrize(
+    "changes, name",
+    [
+        ({"every_steps": 2.0}, "every_steps"),
+        ({"threshold": "high"}, "threshold"),
+        ({"mode": 1}, "mode"),
+        ({"max_iterations": "20"}, "max_iterations"),
+        ({"seed": True}, "seed"),
+    ],
+)
+def test_settings_of_the_wrong_type_raise_type_errors(changes, name):
+    with pytest.raises(TypeError, match=name):
         NuGANHook(dataclasses.replace(NuGANConfig(), **changes))
 
 

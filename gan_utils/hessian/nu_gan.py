@@ -60,13 +60,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_choice, check_int, check_number
 from ..core.train import TrainState
 from .lanczos import HessianOperator, lanczos
 from .spectra import (
@@ -97,37 +98,27 @@ class NuGANConfig:
     seed: int = 777  # batch of refresh at step s drawn with seed + s; Lanczos start vector
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed values."""
+        """Check every field (``gan_utils.core.checks``): TypeError for a value of the wrong
+        type, ValueError for one out of range, each naming the field and what is allowed."""
         for name in ("every_steps", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("batch_size", "max_iterations"):
             value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ValueError(f"{name} must be None or an integer >= 1, got {value!r}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
-            raise ValueError(f"threshold must be a number, got {self.threshold!r}")
-        if np.isnan(self.threshold):
-            raise ValueError("threshold must not be NaN")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if self.hessian_of not in HESSIAN_OF:
-            raise ValueError(f"hessian_of must be one of {HESSIAN_OF}, got {self.hessian_of!r}")
-        if self.which not in NU_GAN_WHICH:
-            raise ValueError(f"which must be one of {NU_GAN_WHICH}, got {self.which!r}")
+            if value is not None:
+                check_int(f"{name} (or None)", value, minimum=1)
+        # +-inf are allowed: tau = -inf selects every computed direction
+        check_number("threshold", self.threshold, finite=False)
+        check_choice("mode", self.mode, MODES)
+        check_choice("hessian_of", self.hessian_of, HESSIAN_OF)
+        check_choice("which", self.which, NU_GAN_WHICH)
         if self.mode == "project" and self.hessian_of != "generator":
             raise ValueError(
                 "mode='project' needs hessian_of='generator': the critic's eigenvectors live "
                 "in D's parameter space and cannot be projected out of G's gradient "
                 "(use mode='layer' or 'monitor' with hessian_of='critic')"
             )
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
-            raise ValueError(f"tol must be a number >= 0, got {self.tol!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_number("tol", self.tol, 0.0)
+        check_int("seed", self.seed, minimum=0)
 
 
 def _trainable(model: nn.Module) -> list[Tensor]:
@@ -150,6 +141,9 @@ class NuGANHook:
 
         hook = NuGANHook(NuGANConfig(every_steps=50, threshold=1.0, mode="project"))
         history = train(generator, critic, data, config, grad_hook=hook)
+
+    (the lessons train image GANs with it through ``gan_utils.images.recipe``:
+    ``ImageGANConfig(method="nu_gan", nu=NuGANConfig(...))``).
 
     At every refresh it logs a history row (at the number of generator updates the
     analysed weights have had) with ``nu_eig_1`` .. ``nu_eig_k``, ``nu_directions``
@@ -326,10 +320,6 @@ class NuGANHook:
         if self._critic_hook is not None:
             self._critic_hook.remove()
         self._critic_hook, self._critic_optimizer = None, None
-
-    def settings(self) -> dict[str, Any]:
-        """The config as a dict (to store next to a checkpoint)."""
-        return asdict(self.config)
 
 
 __all__ = ["HESSIAN_OF", "MODES", "NuGANConfig", "NuGANHook"]

@@ -5,7 +5,10 @@ under ``<root>/artifacts/models/<lesson>/``. This module finds them
 (``saved_generator_keys``), trains the lessons whose generators are missing by running
 their notebooks at default settings (``ensure_lessons_trained``), and scores every digit
 generator at one sample size N with the lesson-03 classifier (``score_generator``,
-``course_table``):
+``course_table``). Generators are loaded with the recipe's ``load_saved``
+(``gan_utils.images.recipe``), latents drawn with ``gan_utils.core.latent.sample_latent``
+from a seeded ``torch.Generator`` (never torch's global RNG), images made with
+``generate`` and scored with ``gan_utils.images.metrics.score_digits``:
 
 * IS: Inception Score over 10 splits of the N samples,
 * FID: Fréchet distance of the N samples' classifier features to all training digits,
@@ -29,10 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.checkpoints import load_checkpoint, load_generator
+from ..core.checkpoints import load_checkpoint
+from ..core.checks import check_choice, check_int
+from ..core.latent import LATENT_PRIORS, generate, sample_latent
 from ..core.paths import artifacts_dir
 from .classifier import DigitClassifier
-from .metrics import FeatureStatistics, evaluate_samples, generate_images
+from .metrics import FeatureStatistics, score_digits
+from .recipe import latent_prior_of, load_saved
 
 COURSE_LESSONS = ("04_vanilla_gan", "05_dist_gan", "06_nu_gan_lanczos")
 METRIC_KEYS = ("is_mean", "fid", "classes_covered", "kl_to_uniform")
@@ -53,12 +59,6 @@ class GeneratorKey:
     def label(self) -> str:
         """A short name for tables and plots, e.g. ``04 dcgan non_saturating z10``."""
         return f"{self.lesson[:2]} {self.model} {self.loss} z{self.latent_dim}"
-
-
-def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def saved_generator_keys(
@@ -151,21 +151,26 @@ def score_generator(
 ) -> dict[str, float]:
     """IS, FID, classes covered and KL of ``draws`` sets of ``num_samples`` generated digits.
 
-    Draw d uses latents seeded with ``seed + d``, so every model sees the same draws.
+    Draw d uses latents from a ``torch.Generator`` seeded with ``seed + d`` (torch's global
+    RNG is not touched), so every model sees the same draws.
 
     Returns:
         ``{metric}_mean`` and ``{metric}_std`` (ddof = 1, NaN for one draw) for each of
         ``METRIC_KEYS``, plus ``n`` and ``draws``.
     """
-    num_samples = _check_positive_int("num_samples", num_samples, 10)
-    draws = _check_positive_int("draws", draws)
+    num_samples = check_int("num_samples", num_samples, minimum=10)
+    draws = check_int("draws", draws, minimum=1)
+    latent_dim = check_int("latent_dim", latent_dim, minimum=1)
+    check_choice("latent_prior", latent_prior, LATENT_PRIORS)
+    seed = check_int("seed", seed, minimum=0)
     if num_samples % 10:
         raise ValueError(f"num_samples must be a multiple of 10 (IS splits), got {num_samples}")
     results = []
     for draw in range(draws):
-        torch.manual_seed(seed + draw)
-        images = generate_images(generator, num_samples, latent_dim, latent_prior)
-        results.append(evaluate_samples(images, classifier, reference))
+        rng = torch.Generator().manual_seed(seed + draw)
+        z = sample_latent(num_samples, latent_dim, latent_prior, rng=rng)
+        metrics, _ = score_digits(generate(generator, z), classifier, reference)
+        results.append(metrics)
     row: dict[str, float] = {"n": num_samples, "draws": draws}
     for key in METRIC_KEYS:
         row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(r[key] for r in results)
@@ -188,10 +193,10 @@ def course_table(
     device = torch.device(device)
     rows = []
     for key in keys:
-        saved = load_generator(key.lesson, key.model, key.loss, key.latent_dim, key.seed, device)
+        saved = load_saved(key.lesson, key.model, key.loss, key.latent_dim, key.seed, device)
         if not _is_digit_generator(saved.generator, key.latent_dim, device):
             continue
-        prior = getattr(saved.config, "latent_prior", "normal")
+        prior = latent_prior_of(saved)
         scores = score_generator(
             saved.generator, key.latent_dim, classifier, reference, num_samples, draws, prior
         )

@@ -59,8 +59,8 @@ each with its own minibatch of real data x and its own :math:`z \sim U[-1, 1]^d`
    L2 norm; :math:`s = \lVert \nabla D \rVert_2 / \sqrt n`), and
    :math:`GP = \operatorname{mean}_i (s_i - 1)^2`. WGAN-GP (Gulrajani et al. 2017), whose
    penalty the paper takes up, uses the L2 norm; we follow the reference code
-   (``gp_slope="rms"``), which produced the paper's numbers and which the course's issue
-   asks for, and offer the norm as ``gp_slope="norm"``. On 28x28 images the RMS target
+   (``gp_slope="rms"``, the default), which produced the paper's numbers, and offer the
+   norm as ``gp_slope="norm"``. On 28x28 images the RMS target
    of 1 allows an L2 gradient norm of :math:`\sqrt{784} = 28`: a far weaker constraint
    than WGAN-GP's. The interpolates lie between x and G(z) (not the reconstructions),
    as in the code.
@@ -86,9 +86,8 @@ backward pass): 2.3-3.5 times a plain GAN step of ``gan_utils.core.train`` with 
 networks, measured on one CPU thread with lesson 04's small DCGAN and dense pairs at
 batch 64 (lesson 05).
 
-**Bugs of the NUGAN-DISTGAN repository's Dist-GAN** (as the course's lesson-05 issue
-lists them), **and how this module avoids them** (each checked by a test in
-``tests/test_dist_gan.py``):
+**Bugs of the NUGAN-DISTGAN repository's Dist-GAN, and how this module avoids them**
+(each checked by a test in ``tests/test_dist_gan.py``):
 
 * *one interpolation coefficient per pixel instead of per sample*: ``gradient_penalty``
   uses ``gan_utils.core.losses.interpolate``, whose :math:`\epsilon` has shape (B, 1, ..., 1);
@@ -99,10 +98,14 @@ lists them), **and how this module avoids them** (each checked by a test in
   fakes keep their graph; D is frozen with ``requires_grad(critic, False)``, not by
   detaching its input.
 
-``train_dist_gan`` runs the loop with the machinery of ``gan_utils.core.train`` (the shared
-scaffolding of ``gan_utils.core.loop.run_steps``): the same callbacks (``every``; a state with ``.generator``, ``.critic``, ``.step``, ``.history``,
-``.config``, ``.device``), checkpoints with models, optimisers, RNG states, config and
-history, bit-identical resume, and ``DivergenceError`` on NaN/inf.
+``train_dist_gan`` makes the state (``make_state``) and runs ``dist_gan_step`` in the
+course's one step loop, ``gan_utils.core.loop.run_steps`` (the loop of
+``gan_utils.core.train.train`` too): the same callbacks (``every``; a state with
+``.generator``, ``.critic``, ``.step``, ``.history``, ``.config``, ``.device``),
+checkpoints with models, optimisers, RNG states, config and history, bit-identical
+resume, and ``DivergenceError`` on NaN/inf. The lessons reach it through
+``gan_utils.images.recipe.train_image_gan`` (``ImageGANConfig(method="dist_gan")``),
+which builds the networks and adds the per-epoch evaluation.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.checkpoints import load_checkpoint, rng_state, set_rng_state
+from ..core.checks import check_bool, check_choice, check_int, check_number
 from ..core.history import History
 from ..core.latent import sample_latent
 from ..core.loop import Callback, check_resumable, run_steps
@@ -156,10 +160,10 @@ class ConvEncoder(nn.Module):
         normalization: str = "batch",
     ):
         super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_int("latent_dim", latent_dim, minimum=1)
         self.image_shape = check_image_shape(image_shape, multiple_of=4)
-        _positive_int("base_width", base_width)
-        _choice("normalization", normalization, ENCODER_NORMALIZATIONS)
+        check_int("base_width", base_width, minimum=1)
+        check_choice("normalization", normalization, ENCODER_NORMALIZATIONS)
         channels, height, width = self.image_shape
         b = base_width
         if normalization == "batch":
@@ -188,7 +192,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, data_dim: int, latent_dim: int, width: int = 128, depth: int = 3):
         super().__init__()
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
+        self.latent_dim = check_int("latent_dim", latent_dim, minimum=1)
         self.net = mlp(data_dim, latent_dim, width, depth, "leaky_relu", "none")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -228,9 +232,9 @@ class DistGANCritic(nn.Module):
 
     f(x) is the input of ``feature_layer`` (default: the critic's last ``nn.Linear``, the
     layer that makes the logit), flattened to (B, feature_dim). For
-    ``image_models.DCGANCritic`` that is the last conv feature map after its activation,
-    as in the reference code; for ``models.mlp_critic`` and ``DenseCritic`` the last hidden
-    layer. The feature is captured by a forward pre-hook that exists only during the
+    ``gan_utils.images.models.DCGANCritic`` that is the last conv feature map after its
+    activation, as in the reference code; for ``gan_utils.core.mlp.mlp_critic`` and
+    ``gan_utils.images.models.DenseCritic`` the last hidden layer. The feature is captured by a forward pre-hook that exists only during the
     call, so the wrapped critic can still be used alone (``wrapper.critic(x)`` -> logits).
 
     Args:
@@ -310,50 +314,34 @@ class DistGANConfig:
     progress: bool = True  # show a tqdm progress bar
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad field and its allowed values."""
+        """Check every field (``gan_utils.core.checks``): TypeError for a value of the wrong
+        type, ValueError for one out of range, each naming the field and what is allowed."""
         for name in ("latent_dim", "batch_size", "num_steps", "log_every"):
-            _positive_int(name, getattr(self, name))
-        if (
-            isinstance(self.checkpoint_every, bool)
-            or not isinstance(self.checkpoint_every, int)
-            or self.checkpoint_every < 0
-            or self.checkpoint_every % self.log_every
-        ):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        if self.checkpoint_every % self.log_every:
             raise ValueError(
                 f"checkpoint_every must be 0 or a multiple of log_every={self.log_every}, "
                 f"got {self.checkpoint_every!r}"
             )
-        _choice("latent_prior", self.latent_prior, LATENT_PRIORS)
-        _choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _choice("gp_slope", self.gp_slope, GP_SLOPES)
-        _choice("recon_weight_schedule", self.recon_weight_schedule, RECON_WEIGHT_SCHEDULES)
+        check_choice("latent_prior", self.latent_prior, LATENT_PRIORS)
+        check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_choice("gp_slope", self.gp_slope, GP_SLOPES)
+        check_choice("recon_weight_schedule", self.recon_weight_schedule, RECON_WEIGHT_SCHEDULES)
         for name in ("lr_ae", "lr_g", "lr_d"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        betas = tuple(self.betas) if isinstance(self.betas, (tuple, list)) else None
-        if betas is None or len(betas) != 2 or not all(0 <= b < 1 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+            check_number(name, getattr(self, name), 0.0, min_open=True)
+        check_betas(self.betas)
         for name in ("lambda_p", "lambda_r"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.lambda_w is not None and not (
-            isinstance(self.lambda_w, (int, float))
-            and math.isfinite(self.lambda_w)
-            and self.lambda_w > 0
-        ):
-            raise ValueError(
-                f"lambda_w must be None (sqrt(latent_dim / feature_dim)) or a number > 0, "
-                f"got {self.lambda_w!r}"
+            check_number(name, getattr(self, name), 0.0)
+        if self.lambda_w is not None:
+            check_number(
+                "lambda_w (None: sqrt(latent_dim / feature_dim))",
+                self.lambda_w,
+                0.0,
+                min_open=True,
             )
-        if not isinstance(self.autoencoder_trains_generator, bool):
-            raise ValueError(
-                "autoencoder_trains_generator must be True or False, "
-                f"got {self.autoencoder_trains_generator!r}"
-            )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_bool("autoencoder_trains_generator", self.autoencoder_trains_generator)
+        check_int("seed", self.seed, minimum=0)
         get_device(self.device)
 
 
@@ -369,7 +357,7 @@ def mu_schedule(step: int, num_steps: int) -> float:
 
 def recon_weights(step: int, num_steps: int, schedule: str = "ramp") -> tuple[float, float]:
     r"""(w_real, w_recon) of the critic's loss: (0.95 + mu, 0.05 - mu); mu = 0 if "constant"."""
-    _choice("recon_weight_schedule", schedule, RECON_WEIGHT_SCHEDULES)
+    check_choice("recon_weight_schedule", schedule, RECON_WEIGHT_SCHEDULES)
     mu = mu_schedule(step, num_steps) if schedule == "ramp" else 0.0
     return 0.95 + mu, 0.05 - mu
 
@@ -441,7 +429,7 @@ def gradient_penalty(
         real, fake: batches of the same shape (B, ...).
         slope: "rms" or "norm".
     """
-    _choice("slope", slope, GP_SLOPES)
+    check_choice("slope", slope, GP_SLOPES)
     x_hat = interpolate(real.detach(), fake.detach()).requires_grad_(True)
     logits, _ = critic(x_hat)
     (grad,) = torch.autograd.grad(logits.sum(), x_hat, create_graph=True)
@@ -793,16 +781,17 @@ def train_dist_gan(
 
 
 # ---- input checks ----------------------------------------------------------------------------
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _choice(name: str, value, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
+def check_betas(betas, name: str = "betas") -> tuple[float, float]:
+    """Adam's betas: a pair (tuple or list) of numbers in [0, 1); returns them as a tuple."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, (tuple, list)):
+        raise TypeError(
+            f"{name} must be two numbers in [0, 1), got {betas!r} ({type(betas).__name__})"
+        )
+    if len(betas) != 2:
+        raise ValueError(f"{name} must be two numbers in [0, 1), got {betas!r}")
+    return tuple(
+        check_number(f"{name}[{i}]", b, 0.0, 1.0, max_open=True) for i, b in enumerate(betas)
+    )
 
 
 __all__ = [
@@ -816,6 +805,7 @@ __all__ = [
     "DistGANState",
     "MLPEncoder",
     "autoencoder_step",
+    "check_betas",
     "conv_encoder",
     "critic_loss",
     "critic_step",

@@ -1,4 +1,4 @@
-r"""Watching an image GAN train, and keeping the generators it made (lesson 04; lessons 05-07).
+r"""Watching an image GAN train: the per-epoch evaluation hook (lesson 04; lessons 05-06).
 
 **The per-epoch evaluation hook.** ``EpochEvaluator`` is a training-loop callback
 (``gan_utils.core.loop.every(steps_per_epoch, evaluator)``). Every ``steps_per_epoch``
@@ -13,7 +13,8 @@ training history, at that step:
   balanced, log 10 = 2.30 when every sample is one digit),
 * ``fid`` when real feature statistics are given (FID on the classifier's feature layer),
 
-(definitions in ``gan_utils.images.metrics``), and for any images, digits or not,
+(scored by ``gan_utils.images.metrics.score_digits``, the course's one image scorer),
+and for any images, digits or not,
 
 * ``saturated_share``: share of the N samples' pixel values with |x| >= 0.98,
 * ``grid_distance``: mean pairwise Euclidean distance between the images of the fixed
@@ -28,12 +29,9 @@ generates in evaluation mode under ``no_grad`` (batch norm's running statistics 
 not updated), restoring the generator's mode afterwards. A run with and without the hook
 gives the same weights bit for bit (tested).
 
-**Trained generators for later lessons.** ``save_generator`` writes the generator's
-weights *and* how to rebuild it (builder ``"module:function"`` + keyword arguments, the
-training config as a dict and its class, ``TrainConfig`` for lessons 04 and 06,
-``DistGANConfig`` for lesson 05) to ``gan_utils.core.checkpoints.model_checkpoint_path(lesson,
-model, loss, latent_dim, seed)``; ``load_generator`` rebuilds the generator and the config
-from there (checkpoints written before the class was stored hold a ``TrainConfig``).
+**Trained generators for later lessons** are saved and reused by
+``gan_utils.images.recipe`` (``load_or_train``), through
+``gan_utils.core.checkpoints.save_generator`` / ``load_generator``.
 
 **Image diagnostics** for the colour experiment: ``saturated_share`` (pixels pinned at
 the ends of [-1, 1]) and ``mean_pairwise_distance`` (diversity of a sample set).
@@ -43,74 +41,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_choice, check_int, check_number, check_probability
 from ..core.latent import LATENT_PRIORS, generate, sample_latent
 from ..core.train import TrainState
-from .metrics import (
-    FeatureStatistics,
-    class_histogram,
-    class_kl_to_uniform,
-    classes_covered,
-    fid_from_stats,
-    inception_score,
-)
+from .metrics import IS_SPLITS, MIN_SHARE, FeatureStatistics, score_digits
 
 EVAL_SAMPLES = 1000  # N: generated images scored per evaluation in lesson 04 (10 splits of 100)
-IS_SPLITS = 10  # Inception Score splits
-MIN_SHARE = 0.02  # a digit is covered when >= 2 % of the samples are classified as it
 GRID_SIZE = 64  # images in the fixed-noise grid (8 x 8)
 SATURATION_THRESHOLD = 0.98  # |x| at or above this counts as a saturated pixel
 IMAGE_KEYS = ("epoch", "eval_samples", "saturated_share", "grid_distance")
 DIGIT_KEYS = ("is_mean", "is_std", "classes_covered", "kl_to_uniform")
 EVAL_KEYS = IMAGE_KEYS + DIGIT_KEYS
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def score_images(
-    images: Tensor,
-    classifier: nn.Module,
-    reference: FeatureStatistics | None = None,
-    splits: int = IS_SPLITS,
-    min_share: float = MIN_SHARE,
-) -> tuple[dict[str, float | int], np.ndarray]:
-    """IS, classes covered, KL to uniform (and FID against ``reference``) of digit images.
-
-    One classifier pass (float64 softmax of its logits) feeds all metrics of
-    ``gan_utils.images.metrics``.
-
-    Args:
-        images: (N, 1, 28, 28) in [-1, 1], N a multiple of ``splits``.
-        classifier: the lesson-03 ``DigitClassifier`` (``logits`` and ``features``).
-        reference: feature statistics of real digits; adds ``fid``.
-
-    Returns:
-        (metrics dict with eval_samples, is_mean, is_std, classes_covered, kl_to_uniform
-        [, fid]; class counts (10,) of the argmax predictions).
-    """
-    probs = classifier.logits(images).double().softmax(dim=1)  # (N, 10)
-    is_mean, is_std = inception_score(probs, splits)
-    metrics: dict[str, float | int] = {
-        "eval_samples": int(images.shape[0]),
-        "is_mean": is_mean,
-        "is_std": is_std,
-        "classes_covered": classes_covered(probs, min_share),
-        "kl_to_uniform": class_kl_to_uniform(probs),
-    }
-    if reference is not None:
-        features = classifier.features(images).double().cpu().numpy()
-        mean, cov = features.mean(axis=0), np.cov(features, rowvar=False, ddof=1)
-        metrics["fid"] = fid_from_stats(mean, cov, reference.mean, reference.cov)
-    return metrics, class_histogram(probs)
 
 
 @dataclass
@@ -160,23 +106,21 @@ class EpochEvaluator:
         splits: int = IS_SPLITS,
         min_share: float = MIN_SHARE,
     ):
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-        self.every = _positive_int("steps_per_epoch", steps_per_epoch)
-        self.num_samples = _positive_int("num_samples", num_samples)
-        self.splits = _positive_int("splits", splits)
+        self.latent_dim = check_int("latent_dim", latent_dim, minimum=1)
+        self.every = check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+        self.num_samples = check_int("num_samples", num_samples, minimum=1)
+        self.splits = check_int("splits", splits, minimum=1)
         if self.num_samples % self.splits:
             raise ValueError(
                 f"num_samples must be a multiple of splits={self.splits}, got {num_samples!r}"
             )
-        self.grid_size = _positive_int("grid_size", grid_size, minimum=2)
-        seed = _positive_int("seed", seed, minimum=0)
-        if latent_prior not in LATENT_PRIORS:
-            raise ValueError(f"latent_prior must be one of {LATENT_PRIORS}, got {latent_prior!r}")
-        self.latent_prior = latent_prior
+        self.grid_size = check_int("grid_size", grid_size, minimum=2)
+        seed = check_int("seed", seed, minimum=0)
+        self.latent_prior = check_choice("latent_prior", latent_prior, LATENT_PRIORS)
         self.classifier = classifier
         self.reference = reference
         self.transform = transform
-        self.min_share = min_share
+        self.min_share = check_probability("min_share", min_share, min_open=True)
         self.rng = torch.Generator().manual_seed(seed)  # the hook's own stream
         self.fixed_z = sample_latent(self.grid_size, self.latent_dim, latent_prior, rng=self.rng)
         self.records: list[EpochRecord] = []
@@ -195,7 +139,7 @@ class EpochEvaluator:
         }
         counts = None
         if self.classifier is not None:
-            digit_metrics, counts = score_images(
+            digit_metrics, counts = score_digits(
                 images, self.classifier, self.reference, self.splits, self.min_share
             )
             metrics.update(digit_metrics)
@@ -210,7 +154,7 @@ class EpochEvaluator:
         evaluation on the latents that the k-th evaluation of a training run used: the
         last epoch of a saved generator can be replayed exactly.
         """
-        for _ in range(_positive_int("evaluations", evaluations, minimum=0)):
+        for _ in range(check_int("evaluations", evaluations, minimum=0)):
             sample_latent(self.num_samples, self.latent_dim, self.latent_prior, rng=self.rng)
 
     def __call__(self, state: TrainState) -> None:
@@ -261,9 +205,8 @@ def latent_walk(
     Returns:
         (len(values), C, H, W) on the CPU.
     """
-    latent_dim = _positive_int("latent_dim", latent_dim)
-    if not 0 <= axis < latent_dim:
-        raise ValueError(f"axis must lie in [0, {latent_dim - 1}], got {axis!r}")
+    latent_dim = check_int("latent_dim", latent_dim, minimum=1)
+    axis = check_int("axis", axis, minimum=0, maximum=latent_dim - 1)
     t = torch.as_tensor(np.asarray(values, dtype=np.float32)).reshape(-1)
     z = (
         torch.zeros(t.shape[0], latent_dim)
@@ -277,8 +220,7 @@ def latent_walk(
 # ---- image diagnostics (colour experiment) -------------------------------------------------
 def saturated_share(images: Tensor, threshold: float = 0.98) -> float:
     """Share of pixel values with |x| >= ``threshold`` (images in [-1, 1]): pinned pixels."""
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must lie in (0, 1], got {threshold!r}")
+    check_number("threshold", threshold, 0.0, 1.0, min_open=True)
     return float((images.detach().abs() >= threshold).double().mean())
 
 
@@ -299,11 +241,12 @@ __all__ = [
     "EVAL_KEYS",
     "EVAL_SAMPLES",
     "IMAGE_KEYS",
+    "IS_SPLITS",
+    "MIN_SHARE",
     "EpochEvaluator",
     "EpochRecord",
     "image_grid",
     "latent_walk",
     "mean_pairwise_distance",
     "saturated_share",
-    "score_images",
 ]

@@ -1,6 +1,6 @@
 r"""Image-GAN metrics on the lesson-03 digit classifier (lessons 03-07).
 
-Definitions (DESIGN.md, Metrics), for N samples in total:
+Definitions, for N samples in total:
 
 * **Inception Score** over ``splits`` equal parts of the N samples:
   :math:`IS = \exp\big(\mathbb{E}_x\, KL(p(y \mid x) \,\|\, p(y))\big)` with
@@ -21,6 +21,13 @@ Definitions (DESIGN.md, Metrics), for N samples in total:
 
 Both IS and FID depend on N (FID is biased upwards at small N): always report N and
 compare models only at equal N.
+
+``score_digits`` is the one entry point that scores a set of generated (or real) digit
+images with the lesson-03 classifier: IS, classes covered, KL to uniform, FID when
+reference statistics are given, and the class counts, from one classifier pass per
+quantity. The per-epoch hook (``gan_utils.images.evaluation.EpochEvaluator``) and the
+course table (``gan_utils.images.course_table``) both call it; images of a generator come
+from ``gan_utils.core.latent.sample_latent`` and ``generate``.
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.special import xlogy
 from torch import Tensor, nn
 
+from ..core.checks import check_int, check_probability
 from .classifier import DigitClassifier, check_images
+
+IS_SPLITS = 10  # Inception Score splits (the convention)
+MIN_SHARE = 0.02  # a class is covered when >= 2 % of the samples are predicted as it
 
 
 def _as_float64(values: Any, name: str) -> np.ndarray:
@@ -63,13 +73,7 @@ def _check_probs(probs: Any, name: str = "probs") -> np.ndarray:
     return p
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:
+def inception_score(probs: Any, splits: int = IS_SPLITS) -> tuple[float, float]:
     r"""Inception Score of class probabilities ``probs`` (N, C), mean and std over splits.
 
     The N rows are cut in order into ``splits`` equal parts; in each part
@@ -85,7 +89,7 @@ def inception_score(probs: Any, splits: int = 10) -> tuple[float, float]:
         (mean, std) over the parts, std with ddof = 1 (NaN when ``splits`` is 1).
     """
     p = _check_probs(probs)
-    splits = _check_positive_int("splits", splits)
+    splits = check_int("splits", splits, minimum=1)
     n = p.shape[0]
     if n % splits != 0:
         raise ValueError(
@@ -159,15 +163,14 @@ def class_histogram(probs: Any, num_classes: int | None = None) -> np.ndarray:
     """Counts (C,) of the argmax-predicted class of each row of ``probs`` (N, C)."""
     p = _check_probs(probs)
     num_classes = (
-        p.shape[1] if num_classes is None else _check_positive_int("num_classes", num_classes)
+        p.shape[1] if num_classes is None else check_int("num_classes", num_classes, minimum=1)
     )
     return np.bincount(p.argmax(axis=1), minlength=num_classes)
 
 
-def classes_covered(probs: Any, min_share: float = 0.02) -> int:
+def classes_covered(probs: Any, min_share: float = MIN_SHARE) -> int:
     """Number of classes that receive at least ``min_share`` of the argmax predictions."""
-    if not isinstance(min_share, (int, float)) or not 0 < min_share <= 1:
-        raise ValueError(f"min_share must be a number in (0, 1], got {min_share!r}")
+    check_probability("min_share", min_share, min_open=True)
     counts = class_histogram(probs)
     return int((counts / counts.sum() >= min_share).sum())
 
@@ -214,31 +217,37 @@ def classifier_statistics(images: Tensor, classifier: DigitClassifier) -> Featur
     return feature_statistics(classifier.features(check_images(images)))
 
 
-def evaluate_samples(
+def score_digits(
     images: Tensor,
     classifier: DigitClassifier,
     reference: FeatureStatistics | None = None,
-    splits: int = 10,
-    min_share: float = 0.02,
-) -> dict[str, float | int]:
-    """Score a set of images with the classifier.
+    splits: int = IS_SPLITS,
+    min_share: float = MIN_SHARE,
+) -> tuple[dict[str, float | int], np.ndarray]:
+    """Score a set of digit images with the classifier: the course's one image scorer.
+
+    One pass of the classifier's logits (softmax in float64) feeds IS, classes covered,
+    KL to uniform and the class counts; with ``reference``, one pass of its feature
+    layer gives the FID (``classifier_statistics`` then ``fid_from_stats``).
 
     Args:
         images: (N, 1, 28, 28) or (N, 784) in [-1, 1], N a multiple of ``splits``.
-        classifier: the lesson-03 ``DigitClassifier``.
+        classifier: the lesson-03 ``DigitClassifier`` (any model with ``logits(images)``
+            and ``features(images)`` will do).
         reference: feature statistics of real images (``classifier_statistics``); adds FID.
         splits: Inception Score splits.
         min_share: share of samples a class needs to count as covered.
 
     Returns:
-        dict(n, is_mean, is_std, classes_covered, kl_to_uniform[, fid]).
+        (metrics, class_counts): metrics holds ``eval_samples`` (= N), ``is_mean``,
+        ``is_std``, ``classes_covered``, ``kl_to_uniform`` [and ``fid``]; class_counts
+        (C,) are the counts of the argmax-predicted classes.
     """
     images = check_images(images)
-    logits = classifier.logits(images)
-    probs = logits.double().softmax(dim=1)
+    probs = classifier.logits(images).double().softmax(dim=1)  # (N, C)
     is_mean, is_std = inception_score(probs, splits)
-    result: dict[str, float | int] = {
-        "n": int(images.shape[0]),
+    metrics: dict[str, float | int] = {
+        "eval_samples": int(images.shape[0]),
         "is_mean": is_mean,
         "is_std": is_std,
         "classes_covered": classes_covered(probs, min_share),
@@ -246,52 +255,23 @@ def evaluate_samples(
     }
     if reference is not None:
         stats = classifier_statistics(images, classifier)
-        result["fid"] = fid_from_stats(stats.mean, stats.cov, reference.mean, reference.cov)
-    return result
+        metrics["fid"] = fid_from_stats(stats.mean, stats.cov, reference.mean, reference.cov)
+    return metrics, class_histogram(probs)
 
 
-@torch.no_grad()
-def generate_images(
-    generator: nn.Module,
-    num_samples: int,
-    latent_dim: int,
-    latent_prior: str = "normal",
-    batch_size: int = 500,
-) -> Tensor:
-    """``num_samples`` images (N, 1, 28, 28) from ``generator`` in evaluation mode.
-
-    Latents come from ``gan_utils.core.latent.sample_latent`` (torch's global RNG: seed first
-    for reproducible samples); flat (N, 784) outputs are reshaped.
-    """
-    from ..core.latent import sample_latent
-
-    num_samples = _check_positive_int("num_samples", num_samples)
-    latent_dim = _check_positive_int("latent_dim", latent_dim)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    parameter = next(generator.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = generator.training
-    generator.eval()
-    try:
-        chunks = []
-        for start in range(0, num_samples, batch_size):
-            count = min(batch_size, num_samples - start)
-            chunks.append(generator(sample_latent(count, latent_dim, latent_prior, device)))
-    finally:
-        generator.train(was_training)
-    return check_images(torch.cat(chunks), name="generator output")
-
-
-def evaluate_generator(
-    generator: nn.Module,
-    classifier: DigitClassifier,
-    num_samples: int,
-    latent_dim: int,
-    latent_prior: str = "normal",
-    reference: FeatureStatistics | None = None,
-    splits: int = 10,
-    min_share: float = 0.02,
-) -> dict[str, float | int]:
-    """``evaluate_samples`` on ``num_samples`` fresh images of ``generator``."""
-    images = generate_images(generator, num_samples, latent_dim, latent_prior)
-    return evaluate_samples(images, classifier, reference, splits, min_share)
+__all__ = [
+    "IS_SPLITS",
+    "MIN_SHARE",
+    "ClassifierFeatures",
+    "ClassifierLogits",
+    "FeatureStatistics",
+    "class_histogram",
+    "class_kl_to_uniform",
+    "classes_covered",
+    "classifier_statistics",
+    "feature_statistics",
+    "fid",
+    "fid_from_stats",
+    "inception_score",
+    "score_digits",
+]

@@ -1,250 +1,426 @@
-"""Trained digit generators with their per-epoch scores, for side-by-side lessons (lesson 05).
+"""The image-GAN training recipe of lessons 04-06: one config, one training function, one cache.
 
-Lesson 05 sets Dist-GAN against lesson 04's vanilla GAN at the same N (samples scored per
-epoch), the same budget (epochs of ``steps_per_epoch`` steps, batch size) and the same
-architecture family (``gan_utils.images.models``). This module trains either kind with the
-course's loops and the same ``EpochEvaluator``, and returns one ``ImageRun`` per model:
+* ``ImageGANConfig`` (frozen) defines a run completely: the networks (architecture, size,
+  generator output, critic normalisation, image shape), the method (``"gan"`` with a loss
+  variant of ``gan_utils.core.variants``, ``"dist_gan"`` with its settings, ``"nu_gan"``
+  with a ``NuGANConfig``), latent size and prior, batch size, generator steps, steps per
+  epoch (the evaluation interval), optimiser, seed and evaluation settings. ``device`` is
+  the only field that does not change what is trained.
+* ``train_image_gan(config, data, classifier)`` seeds, builds the networks and trains
+  them in the course's one step loop (``gan_utils.core.loop.run_steps``): the vanilla GAN
+  and NU-GAN through ``gan_utils.core.train.train`` (NU-GAN's ``NuGANHook`` as its
+  ``grad_hook``), Dist-GAN through ``gan_utils.images.dist_gan.train_dist_gan``. An
+  ``EpochEvaluator`` scores the generator every epoch; the result is an ``ImageRun``.
+* ``load_or_train(config, ...)`` reuses the generator saved for ``config`` when the
+  config stored with it equals ``config`` field by field (device excluded), replaying its
+  last evaluation on the same latents; otherwise it trains (printing one line naming the
+  fields that differed) and saves the generator with the ``ImageGANConfig`` itself.
+* ``lesson04_config`` is lesson 04's config for its parameters, so that lesson 05 builds
+  its vanilla baseline exactly as lesson 04 does and reuses lesson 04's run when equal.
 
-* ``vanilla_config``: lesson 04's ``TrainConfig`` for its default variant
-  (non-saturating loss, Adam with betas (0.5, 0.999), z ~ N(0, I));
-* ``load_or_train_vanilla``: reuse lesson 04's checkpoint when it was trained with exactly
-  that config and builder and scored at the same N; otherwise train it here (a fresh
-  clone, other parameters). A reused run's last evaluation is replayed with the same
-  latents, so its class histogram and fixed-noise grid are the ones lesson 04 saw;
-* ``build_dist_gan`` / ``train_dist_gan_run``: the same generator and critic plus an
-  encoder mirroring the critic (``gan_utils.images.dist_gan``), z ~ U[-1, 1]^d as in the paper;
-* ``reconstruct``: x -> G(E(x)) in evaluation mode.
+The order of the random draws is the lessons': ``set_seed(seed)``, then the networks are
+built (generator, critic, then Dist-GAN's encoder), then the loop seeds again and trains;
+the evaluator draws from its own ``torch.Generator``. The same config therefore gives
+bit-identical weights, and the same weights as building the pair by hand and calling
+``gan_utils.core.train.train`` (tested).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.checkpoints import load_generator
+from ..core.checkpoints import (
+    SavedGenerator,
+    load_generator,
+    model_checkpoint_path,
+    save_generator,
+)
+from ..core.checks import check_bool, check_choice, check_int, check_number
 from ..core.history import History
-from ..core.runtime import set_seed
-from ..core.train import TrainConfig, steps_per_second, train
-from ..core.variants import get_variant
-from .dist_gan import DistGANConfig, conv_encoder, mlp_encoder, train_dist_gan
-from .evaluation import EpochEvaluator, EpochRecord, generate
-from .metrics import FeatureStatistics
-from .models import MNIST_SHAPE, ModelPair, build_pair
+from ..core.latent import LATENT_PRIORS, generate
+from ..core.loop import Callback
+from ..core.runtime import get_device, set_seed
+from ..core.train import OPTIMIZERS, TrainConfig, steps_per_second, train
+from ..core.variants import VARIANTS, get_variant
+from ..hessian.nu_gan import NuGANConfig, NuGANHook
+from .dist_gan import (
+    GP_SLOPES,
+    RECON_WEIGHT_SCHEDULES,
+    RECONSTRUCTIONS,
+    DistGANConfig,
+    check_betas,
+    conv_encoder,
+    mlp_encoder,
+    train_dist_gan,
+)
+from .evaluation import EVAL_SAMPLES, EpochEvaluator, EpochRecord
+from .metrics import IS_SPLITS, FeatureStatistics
+from .models import (
+    ARCHITECTURES,
+    CRITIC_NORMALIZATIONS,
+    DCGAN_SIZES,
+    DENSE_SIZES,
+    GENERATOR_OUTPUTS,
+    MNIST_SHAPE,
+    ModelPair,
+    build_pair,
+    check_image_shape,
+)
 
+METHODS = ("gan", "dist_gan", "nu_gan")
+SIZES = {"dense": tuple(DENSE_SIZES), "dcgan": tuple(DCGAN_SIZES)}
+NOT_TRAINING_FIELDS = ("device",)  # the only field that does not change what is trained
 VANILLA_LESSON = "04_vanilla_gan"
-VANILLA_VARIANT = "non_saturating"
-VANILLA_BETAS = (0.5, 0.999)  # the DCGAN paper's Adam, as lesson 04
-# config fields that do not change what is trained (ignored when matching a checkpoint)
-NON_TRAINING_FIELDS = ("device", "progress", "checkpoint_every")
+
+# Lesson 04's optimiser per loss variant: (optimiser, learning rate or None = the
+# architecture's, Adam betas), from the variants' papers.
+LESSON04_OPTIMISERS: dict[str, tuple[str, float | None, tuple[float, float]]] = {
+    "non_saturating": ("adam", None, (0.5, 0.999)),  # DCGAN paper
+    "least_squares": ("adam", None, (0.5, 0.999)),  # LSGAN paper (lr 2e-4, beta1 0.5)
+    "wasserstein_clip": ("rmsprop", 5e-5, (0.5, 0.999)),  # WGAN paper: RMSprop, lr 5e-5
+    "wgan_gp": ("adam", 1e-4, (0.0, 0.9)),  # WGAN-GP paper: Adam(1e-4, 0, 0.9)
+}
+# Lesson 04's learning rates per architecture (its parameters dcgan_lr and dense_lr).
+LESSON04_LEARNING_RATES: dict[str, float] = {"dcgan": 2e-4, "dense": 1e-3}
 
 
-@dataclass
-class ImageRun:
-    """One trained generator and its evaluations (``EpochEvaluator`` rows in ``history``)."""
+@dataclass(frozen=True)
+class ImageGANConfig:
+    """Everything that defines an image-GAN run of lessons 04-06 (stored with its generator).
 
-    kind: str  # "vanilla" or "dist_gan"
-    architecture: str  # "dense" or "dcgan"
-    latent_dim: int
-    generator: nn.Module
-    config: Any  # TrainConfig or DistGANConfig
-    history: History
-    final: dict[str, Any]  # the last evaluation's metrics (epoch, step, is_mean, ...)
-    last: EpochRecord  # the last evaluation: class counts and the fixed-noise grid
-    generator_builder: str
-    generator_kwargs: dict[str, Any]
-    seconds: float = float("nan")  # training wall time (nan when reused)
-    steps_per_s: float = float("nan")
-    source: str = "trained here"  # or "lesson 04's checkpoint"
-    encoder: nn.Module | None = None  # Dist-GAN only
-    evaluator: EpochEvaluator | None = None  # when trained here (per-epoch grids)
-    extras: dict[str, Any] = field(default_factory=dict)
+    Two configs that are equal field by field, ``device`` excepted, train the same
+    networks the same way (``load_or_train`` reuses a saved run on that condition).
+    """
 
-    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        """(epochs, values) of an evaluated metric, e.g. ``"is_mean"``."""
-        rows = [r for r in self.history.rows if "epoch" in r and key in r]
-        if not rows:
-            raise KeyError(f"no evaluations of {key!r} in this run's history")
-        return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
+    method: str = "gan"  # "gan" (a loss variant), "dist_gan" or "nu_gan" (the NU-GAN hook)
+    variant: str = "non_saturating"  # loss variant of gan_utils.core.variants ("gan", "nu_gan")
+    architecture: str = "dcgan"  # "dense" or "dcgan" (gan_utils.images.models)
+    size: str = "small"  # dense: "small" / "large"; dcgan: "small" / "repository"
+    output: str = "tanh"  # generator output: "tanh" or "sigmoid" (2 sigma - 1; dense only)
+    critic_normalization: str = "batch"  # DCGAN critic: "batch", "layer" or "none"
+    image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W) of the images
+    num_images: int | None = None  # rows of the training data (checked; None: not recorded)
+    latent_dim: int = 10  # size of z
+    latent_prior: str = "normal"  # "normal": z ~ N(0, I); "uniform": z ~ U[-1, 1]^d
+    batch_size: int = 64  # real images per critic and generator step (Dist-GAN: per update)
+    num_steps: int = 1000  # generator steps (Dist-GAN: full steps), a multiple of an epoch
+    steps_per_epoch: int = 100  # steps between evaluations (one pass over the data)
+    log_every: int | None = None  # steps between history rows; None: steps_per_epoch // 4
+    optimizer: str = "adam"  # "adam", "rmsprop" or "sgd" (Dist-GAN: Adam only)
+    lr_g: float = 2e-4  # generator learning rate
+    lr_d: float = 2e-4  # critic learning rate
+    lr_ae: float = 2e-4  # Dist-GAN: learning rate of the autoencoder update
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas
+    seed: int = 0  # seeds the weights, the batches and the evaluator's latents
+    eval_samples: int = EVAL_SAMPLES  # N: images scored per evaluation
+    splits: int = IS_SPLITS  # Inception Score splits of the N samples
+    # Dist-GAN (method "dist_gan"; see gan_utils.images.dist_gan.DistGANConfig)
+    lambda_p: float = 1.0  # weight of the gradient penalty
+    lambda_r: float = 1.0  # weight of the latent-data distance term
+    lambda_w: float | None = None  # scale of md_z; None: sqrt(latent_dim / feature_dim)
+    reconstruction: str = "feature"  # autoencoder error on D's features or on "pixel"s
+    gp_slope: str = "rms"  # "rms" (the reference code) or "norm" (WGAN-GP)
+    recon_weight_schedule: str = "ramp"  # "ramp" or "constant"
+    autoencoder_trains_generator: bool = True  # the autoencoder update also moves G
+    # NU-GAN (method "nu_gan"; None: NuGANConfig's defaults)
+    nu: NuGANConfig | None = None
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps": not a training field
+
+    def __post_init__(self):
+        set_ = object.__setattr__  # frozen: normalise once, then validate
+        for name in ("image_shape", "betas"):  # lists after some round trips, or torch.Size
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and type(value) is not tuple:
+                set_(self, name, tuple(value))
+        if isinstance(self.nu, dict):  # as stored by save_generator (asdict)
+            set_(self, "nu", NuGANConfig(**self.nu))
+        elif isinstance(self.nu, NuGANConfig):  # a copy: the caller's object may change
+            set_(self, "nu", dataclasses.replace(self.nu))
+        elif self.nu is None and self.method == "nu_gan":
+            set_(self, "nu", NuGANConfig())
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field (``gan_utils.core.checks``): TypeError for a value of the wrong
+        type, ValueError for one out of range, each naming the field, the value and what
+        is allowed."""
+        check_choice("method", self.method, METHODS)
+        check_choice("variant", self.variant, list(VARIANTS))
+        if get_variant(self.variant).spectral_norm:
+            raise ValueError(
+                f"variant must be one without spectral normalisation for the image pairs, "
+                f"got {self.variant!r}"
+            )
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice(
+            f"size (architecture={self.architecture!r})", self.size, SIZES[self.architecture]
+        )
+        check_choice("output", self.output, GENERATOR_OUTPUTS)
+        if self.architecture == "dcgan" and self.output != "tanh":
+            raise ValueError(f"output must be 'tanh' for architecture='dcgan', got {self.output!r}")
+        check_choice("critic_normalization", self.critic_normalization, CRITIC_NORMALIZATIONS)
+        if not isinstance(self.image_shape, tuple):
+            raise TypeError(
+                f"image_shape must be a tuple (C, H, W) of integers >= 1, got "
+                f"{self.image_shape!r} ({type(self.image_shape).__name__})"
+            )
+        for i, value in enumerate(self.image_shape):
+            check_int(f"image_shape[{i}]", value, minimum=1)
+        check_image_shape(self.image_shape, multiple_of=4 if self.architecture == "dcgan" else 1)
+        if self.num_images is not None:
+            check_int("num_images (or None)", self.num_images, minimum=1)
+        for name in ("latent_dim", "batch_size", "num_steps", "steps_per_epoch"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.num_steps % self.steps_per_epoch:
+            raise ValueError(
+                f"num_steps must be a multiple of steps_per_epoch={self.steps_per_epoch} "
+                f"(whole epochs), got {self.num_steps!r}"
+            )
+        if self.log_every is not None:
+            check_int("log_every (or None)", self.log_every, minimum=1)
+        check_choice("latent_prior", self.latent_prior, LATENT_PRIORS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        if self.method == "dist_gan" and self.optimizer != "adam":
+            raise ValueError(
+                f"optimizer must be 'adam' for method='dist_gan', got {self.optimizer!r}"
+            )
+        for name in ("lr_g", "lr_d", "lr_ae"):
+            check_number(name, getattr(self, name), 0.0, min_open=True)
+        check_betas(self.betas)
+        check_int("seed", self.seed, minimum=0)
+        check_int("eval_samples", self.eval_samples, minimum=1)
+        check_int("splits", self.splits, minimum=1)
+        if self.eval_samples % self.splits:
+            raise ValueError(
+                f"eval_samples must be a multiple of splits={self.splits}, got {self.eval_samples!r}"
+            )
+        for name in ("lambda_p", "lambda_r"):
+            check_number(name, getattr(self, name), 0.0)
+        if self.lambda_w is not None:
+            check_number("lambda_w (or None)", self.lambda_w, 0.0, min_open=True)
+        check_choice("reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_choice("gp_slope", self.gp_slope, GP_SLOPES)
+        check_choice("recon_weight_schedule", self.recon_weight_schedule, RECON_WEIGHT_SCHEDULES)
+        check_bool("autoencoder_trains_generator", self.autoencoder_trains_generator)
+        if self.method == "nu_gan":
+            self.nu.validate()
+        elif self.nu is not None:
+            raise ValueError(f"nu must be None unless method='nu_gan', got {self.nu!r}")
+        if not isinstance(self.device, str):
+            raise TypeError(
+                f"device must be one of ['auto', 'cpu', 'cuda', 'mps'], got {self.device!r} "
+                f"({type(self.device).__name__})"
+            )
+        get_device(self.device)
+
+    # ---- views ----------------------------------------------------------------------------
+    @property
+    def epochs(self) -> int:
+        """Evaluations of the run: num_steps // steps_per_epoch."""
+        return self.num_steps // self.steps_per_epoch
+
+    @property
+    def history_every(self) -> int:
+        """Steps between history rows (``log_every``, default a quarter epoch)."""
+        return self.log_every if self.log_every is not None else max(1, self.steps_per_epoch // 4)
+
+    def train_config(self) -> TrainConfig:
+        """The ``TrainConfig`` of ``gan_utils.core.train.train`` (methods "gan", "nu_gan")."""
+        return get_variant(self.variant).train_config(
+            latent_dim=self.latent_dim,
+            latent_prior=self.latent_prior,
+            batch_size=self.batch_size,
+            num_steps=self.num_steps,
+            steps_per_epoch=self.steps_per_epoch,
+            lr_g=self.lr_g,
+            lr_d=self.lr_d,
+            betas=self.betas,
+            optimizer=self.optimizer,
+            seed=self.seed,
+            device=self.device,
+            log_every=self.history_every,
+            progress=False,
+        )
+
+    def dist_gan_config(self) -> DistGANConfig:
+        """The ``DistGANConfig`` of ``gan_utils.images.dist_gan.train_dist_gan``."""
+        return DistGANConfig(
+            latent_dim=self.latent_dim,
+            latent_prior=self.latent_prior,
+            batch_size=self.batch_size,
+            num_steps=self.num_steps,
+            lr_ae=self.lr_ae,
+            lr_g=self.lr_g,
+            lr_d=self.lr_d,
+            betas=self.betas,
+            lambda_p=self.lambda_p,
+            lambda_r=self.lambda_r,
+            lambda_w=self.lambda_w,
+            reconstruction=self.reconstruction,
+            gp_slope=self.gp_slope,
+            recon_weight_schedule=self.recon_weight_schedule,
+            autoencoder_trains_generator=self.autoencoder_trains_generator,
+            seed=self.seed,
+            device=self.device,
+            log_every=self.history_every,
+            progress=False,
+        )
+
+    @property
+    def checkpoint_loss(self) -> str:
+        """The loss name of the run's checkpoint path: the variant; "dist_gan"; "nu_gan"
+        (a NU-GAN hook in "monitor" mode changes nothing: the variant's name)."""
+        if self.method == "dist_gan":
+            return "dist_gan"
+        if self.method == "nu_gan" and self.nu.mode != "monitor":
+            return "nu_gan"
+        return self.variant
+
+    @property
+    def model_name(self) -> str:
+        """The default model name of its checkpoint: the architecture, plus the size unless small."""
+        return self.architecture if self.size == "small" else f"{self.architecture}_{self.size}"
 
 
-def vanilla_config(
+def config_differences(saved: Any, requested: ImageGANConfig) -> dict[str, tuple[Any, Any]]:
+    """Fields (``device`` excluded) whose values differ: name -> (saved, requested).
+
+    NU-GAN settings are compared one by one (``nu.k``, ``nu.mode``, ...). A ``saved`` that
+    is not an ``ImageGANConfig`` differs as a whole (key ``"config class"``).
+    """
+    if not isinstance(saved, ImageGANConfig):
+        return {"config class": (type(saved).__name__, "ImageGANConfig")}
+
+    def flat(config: ImageGANConfig) -> dict[str, Any]:
+        values = {}
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if f.name in NOT_TRAINING_FIELDS:
+                continue
+            if isinstance(value, NuGANConfig):
+                values |= {f"nu.{k}": v for k, v in dataclasses.asdict(value).items()}
+            else:
+                values[f.name] = value
+        return values
+
+    a, b = flat(saved), flat(requested)
+    return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)}
+
+
+def lesson04_config(
+    architecture: str,
     latent_dim: int,
-    batch_size: int,
-    epochs: int,
     steps_per_epoch: int,
-    lr: float,
-    seed: int,
-    device: str = "cpu",
-) -> TrainConfig:
-    """Lesson 04's ``TrainConfig`` for its default variant, the non-saturating GAN."""
-    return get_variant(VANILLA_VARIANT).train_config(
+    epochs: int,
+    *,
+    variant: str = "non_saturating",
+    size: str = "small",
+    output: str = "tanh",
+    image_shape: Sequence[int] = MNIST_SHAPE,
+    batch_size: int = 64,
+    lr: float | None = None,
+    seed: int = 0,
+    eval_samples: int = EVAL_SAMPLES,
+    num_images: int | None = None,
+    device: str = "auto",
+) -> ImageGANConfig:
+    """Lesson 04's config for one run of its parameters (lesson 05's vanilla baseline too).
+
+    The variant's optimiser, betas and (WGAN, WGAN-GP) learning rate come from
+    ``LESSON04_OPTIMISERS``; otherwise the learning rate is ``lr`` or, when None, lesson
+    04's default for the architecture (``LESSON04_LEARNING_RATES``). A variant with a
+    gradient penalty gets a layer-normalised critic (the penalty is per sample, which
+    batch statistics would mix). One history row per quarter epoch.
+    """
+    check_choice("variant (lesson 04)", variant, list(LESSON04_OPTIMISERS))
+    check_choice("architecture", architecture, ARCHITECTURES)
+    optimizer, variant_lr, betas = LESSON04_OPTIMISERS[variant]
+    if lr is not None:
+        check_number("lr", lr, 0.0, min_open=True)
+    rate = variant_lr or lr or LESSON04_LEARNING_RATES[architecture]
+    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+    return ImageGANConfig(
+        method="gan",
+        variant=variant,
+        architecture=architecture,
+        size=size,
+        output=output,
+        critic_normalization="layer" if get_variant(variant).gp_weight > 0 else "batch",
+        image_shape=tuple(image_shape),
+        num_images=num_images,
         latent_dim=latent_dim,
         batch_size=batch_size,
-        num_steps=epochs * steps_per_epoch,
+        num_steps=check_int("epochs", epochs, minimum=1) * steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
-        lr_g=lr,
-        lr_d=lr,
-        betas=VANILLA_BETAS,
-        optimizer="adam",
-        seed=seed,
-        device=str(device),
         log_every=max(1, steps_per_epoch // 4),
-        progress=False,
+        optimizer=optimizer,
+        lr_g=rate,
+        lr_d=rate,
+        betas=betas,
+        seed=seed,
+        eval_samples=eval_samples,
+        device=str(device),
     )
 
 
-def _evaluator(
-    classifier: nn.Module,
-    config: TrainConfig | DistGANConfig,
-    steps_per_epoch: int,
-    eval_samples: int,
-    reference: FeatureStatistics | None,
-) -> EpochEvaluator:
-    """The per-epoch evaluator of a run: its latent size, prior and seed come from ``config``."""
-    return EpochEvaluator(
-        classifier,
-        config.latent_dim,
-        steps_per_epoch,
-        num_samples=eval_samples,
-        seed=config.seed,
-        latent_prior=config.latent_prior,
-        reference=reference,
-    )
-
-
-def train_vanilla(
-    architecture: str,
-    data: Tensor,
-    config: TrainConfig,
-    classifier: nn.Module,
-    eval_samples: int,
-    reference: FeatureStatistics | None = None,
-    size: str = "small",
-) -> ImageRun:
-    """Train lesson 04's vanilla GAN (``gan_utils.core.train``) with the per-epoch evaluator.
-
-    The seed is set before building the pair, as lesson 04 does, so the same config gives
-    the same initial weights and the same run.
-    """
-    set_seed(config.seed)
-    pair = build_pair(architecture, config.latent_dim, MNIST_SHAPE, size=size)
-    evaluator = _evaluator(classifier, config, config.steps_per_epoch, eval_samples, reference)
-    history = train(pair.generator, pair.critic, data, config, callbacks=[evaluator])
-    return _trained_run("vanilla", architecture, pair, config, history, evaluator)
-
-
-def _trained_run(kind, architecture, pair, config, history, evaluator, **extra) -> ImageRun:
-    """The ``ImageRun`` of a run just trained with ``evaluator`` as its callback."""
-    return ImageRun(
-        kind=kind,
-        architecture=architecture,
-        latent_dim=config.latent_dim,
-        generator=pair.generator,
-        config=config,
-        history=history,
-        final=evaluator.final(),
-        last=evaluator.records[-1],
-        generator_builder=pair.generator_builder,
-        generator_kwargs=pair.generator_kwargs,
-        seconds=history.extras["seconds"],
-        steps_per_s=steps_per_second(history),
-        evaluator=evaluator,
-        **extra,
-    )
-
-
-def _training_fields(config_dict: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: list(v) if isinstance(v, tuple) else v
-        for k, v in config_dict.items()
-        if k not in NON_TRAINING_FIELDS
+def dist_gan_image_config(**fields: Any) -> ImageGANConfig:
+    """An ``ImageGANConfig`` for Dist-GAN with the paper's defaults (``DistGANConfig``'s:
+    z ~ U[-1, 1]^d, Adam betas (0.5, 0.9), learning rates 2e-4) and a layer-normalised
+    critic (the gradient penalty is per sample); ``fields`` set or override any field."""
+    paper = DistGANConfig()
+    defaults = {
+        "method": "dist_gan",
+        "latent_prior": paper.latent_prior,
+        "betas": tuple(paper.betas),
+        "lr_ae": paper.lr_ae,
+        "lr_g": paper.lr_g,
+        "lr_d": paper.lr_d,
+        "critic_normalization": "layer",
     }
+    return ImageGANConfig(**{**defaults, **fields})
 
 
-def load_or_train_vanilla(
-    architecture: str,
-    data: Tensor,
-    config: TrainConfig,
-    classifier: nn.Module,
-    eval_samples: int,
-    reference: FeatureStatistics | None = None,
-    size: str = "small",
-    reuse: bool = True,
-) -> ImageRun:
-    """Lesson 04's generator for ``config`` when its checkpoint matches; else train it.
-
-    A checkpoint is reused only if its config equals ``config`` (except
-    ``NON_TRAINING_FIELDS``), its builder arguments equal those ``build_pair`` makes now,
-    it was scored at ``eval_samples`` and its history holds every epoch's evaluation. The
-    last evaluation is then replayed (same latents: the evaluator's stream is advanced past
-    the earlier epochs), giving the class counts and the grid; ``extras["replay_matches"]``
-    says whether the replayed scores equal the saved ones.
-    """
-    epochs = config.num_steps // config.steps_per_epoch
-    if reuse:
-        try:
-            saved = load_generator(
-                VANILLA_LESSON, architecture, VANILLA_VARIANT, config.latent_dim, config.seed
-            )
-        except (FileNotFoundError, ValueError):
-            saved = None
-        expected = build_pair(architecture, config.latent_dim, MNIST_SHAPE, size=size)
-        evaluated = (
-            [r for r in saved.history.rows if "epoch" in r and "is_mean" in r] if saved else []
-        )
-        if (
-            saved is not None
-            and isinstance(saved.config, TrainConfig)
-            and _training_fields(dataclasses.asdict(saved.config))
-            == _training_fields(dataclasses.asdict(config))
-            and saved.builder == expected.generator_builder
-            and saved.builder_kwargs == expected.generator_kwargs
-            and saved.metrics.get("eval_samples") == eval_samples
-            and len(evaluated) == epochs
-        ):
-            return _replayed_run(
-                saved, architecture, config, classifier, eval_samples, reference, epochs
-            )
-    return train_vanilla(architecture, data, config, classifier, eval_samples, reference, size)
-
-
-def _replayed_run(saved, architecture, config, classifier, eval_samples, reference, epochs):
-    evaluator = _evaluator(classifier, config, config.steps_per_epoch, eval_samples, reference)
-    evaluator.advance(epochs - 1)  # the latents of the earlier epochs' evaluations
-    record = evaluator.evaluate(saved.generator, config.num_steps)
-    replay_matches = all(
-        np.isclose(float(record.metrics[k]), float(saved.metrics[k]), rtol=1e-6, atol=1e-9)
-        for k in ("is_mean", "classes_covered", "kl_to_uniform")
-        if k in saved.metrics
-    )
-    return ImageRun(
-        kind="vanilla",
-        architecture=architecture,
-        latent_dim=config.latent_dim,
-        generator=saved.generator,
-        config=saved.config,
-        history=saved.history,
-        final=dict(saved.metrics),
-        last=record,
-        generator_builder=saved.builder,
-        generator_kwargs=saved.builder_kwargs,
-        source="lesson 04's checkpoint",
-        extras={"path": saved.path, "replay_matches": bool(replay_matches)},
-    )
-
-
+# ---- networks ---------------------------------------------------------------------------------
 @dataclass
 class DistGANNetworks:
     """The three networks of a Dist-GAN and how to rebuild the generator."""
 
     encoder: nn.Module
     pair: ModelPair
+
+
+def build_networks(config: ImageGANConfig) -> tuple[ModelPair, nn.Module | None]:
+    """The run's generator and critic (``build_pair``), and Dist-GAN's encoder (else None).
+
+    Draws the initial weights from torch's global RNG (``train_image_gan`` seeds first).
+    """
+    pair = build_pair(
+        config.architecture,
+        config.latent_dim,
+        config.image_shape,
+        size=config.size,
+        output=config.output,
+        critic_normalization=config.critic_normalization,
+    )
+    if config.method != "dist_gan":
+        return pair, None
+    return pair, _encoder_for(pair, config.architecture, config.latent_dim, config.image_shape)
+
+
+def _encoder_for(pair: ModelPair, architecture: str, latent_dim: int, image_shape) -> nn.Module:
+    if architecture == "dense":
+        kwargs = pair.critic_kwargs
+        data_dim = int(np.prod(image_shape))
+        return mlp_encoder(data_dim, latent_dim, kwargs["width"], kwargs["depth"])
+    return conv_encoder(latent_dim, image_shape, base_width=pair.critic_kwargs["base_width"])
 
 
 def build_dist_gan(
@@ -260,54 +436,303 @@ def build_dist_gan(
     with the critic's base width (its batch norm kept, as the reference code's encoder).
     The critic's normalisation defaults to layer norm: the gradient penalty is per sample,
     which batch statistics would mix (lesson 04 makes the same choice for WGAN-GP).
+    ``train_image_gan`` builds the same networks for ``method="dist_gan"``.
     """
     pair = build_pair(
-        architecture,
-        latent_dim,
-        image_shape,
-        size=size,
-        critic_normalization=critic_normalization,
+        architecture, latent_dim, image_shape, size=size, critic_normalization=critic_normalization
     )
-    if architecture == "dense":
-        kwargs = pair.critic_kwargs
-        data_dim = int(np.prod(image_shape))
-        encoder: nn.Module = mlp_encoder(data_dim, latent_dim, kwargs["width"], kwargs["depth"])
-    else:
-        encoder = conv_encoder(latent_dim, image_shape, base_width=pair.critic_kwargs["base_width"])
-    return DistGANNetworks(encoder=encoder, pair=pair)
+    return DistGANNetworks(_encoder_for(pair, architecture, latent_dim, image_shape), pair)
 
 
-def train_dist_gan_run(
-    architecture: str,
+# ---- runs -----------------------------------------------------------------------------------
+@dataclass
+class ImageRun:
+    """One trained (or reused) generator, its networks and its per-epoch evaluations."""
+
+    config: ImageGANConfig
+    generator: nn.Module
+    history: History  # loss rows, EpochEvaluator rows (and whatever callbacks logged)
+    final: dict[str, Any]  # the last evaluation's metrics (epoch, step, eval_samples, ...)
+    last: EpochRecord  # the last evaluation: class counts and the fixed-noise grid
+    generator_builder: str
+    generator_kwargs: dict[str, Any]
+    critic: nn.Module | None = None  # None when reused (only the generator is saved)
+    encoder: nn.Module | None = None  # Dist-GAN only
+    hook: NuGANHook | None = None  # NU-GAN only
+    evaluator: EpochEvaluator | None = None  # every epoch's records; None when reused
+    seconds: float = float("nan")  # training wall time (nan when reused)
+    steps_per_s: float = float("nan")
+    source: str = "trained here"  # or "<lesson>'s checkpoint"
+    path: Path | None = None  # where the generator is saved (None: not saved)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """The method: "gan", "dist_gan" or "nu_gan"."""
+        return self.config.method
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def reused(self) -> bool:
+        """True when the generator came from a checkpoint instead of being trained."""
+        return self.evaluator is None
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of an evaluated metric, e.g. ``"is_mean"``."""
+        rows = [r for r in self.history.rows if "epoch" in r and key in r]
+        if not rows:
+            raise KeyError(f"no evaluations of {key!r} in this run's history")
+        return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
+
+
+def _evaluator(
+    config: ImageGANConfig, classifier: nn.Module | None, reference: FeatureStatistics | None
+) -> EpochEvaluator:
+    """The run's per-epoch evaluator: latent size, prior, seed, N and splits from ``config``."""
+    return EpochEvaluator(
+        classifier,
+        config.latent_dim,
+        config.steps_per_epoch,
+        num_samples=config.eval_samples,
+        seed=config.seed,
+        latent_prior=config.latent_prior,
+        reference=reference,
+        splits=config.splits,
+    )
+
+
+def _check_data(config: ImageGANConfig, data: Tensor) -> None:
+    if not isinstance(data, Tensor):
+        raise TypeError(f"data must be a torch.Tensor of images, got {type(data).__name__}")
+    shape = tuple(config.image_shape)
+    if data.dim() != 4 or tuple(data.shape[1:]) != shape:
+        raise ValueError(
+            f"data must have shape (N, {', '.join(map(str, shape))}) for image_shape={shape}, "
+            f"got {tuple(data.shape)}"
+        )
+    if config.num_images is not None and data.shape[0] != config.num_images:
+        raise ValueError(
+            f"data must hold num_images={config.num_images} images (the config's), got {data.shape[0]}"
+        )
+
+
+def train_image_gan(
+    config: ImageGANConfig,
     data: Tensor,
-    config: DistGANConfig,
-    classifier: nn.Module,
-    eval_samples: int,
-    steps_per_epoch: int,
+    classifier: nn.Module | None = None,
     reference: FeatureStatistics | None = None,
-    size: str = "small",
-    critic_normalization: str = "layer",
+    callbacks: Sequence[Callback] = (),
 ) -> ImageRun:
-    """Train Dist-GAN (``gan_utils.images.dist_gan.train_dist_gan``) with the per-epoch evaluator.
+    """Train the run ``config`` defines on ``data``, scored every epoch (module docstring).
 
-    The evaluator draws its latents from the config's prior (U[-1, 1]^d by default).
+    Args:
+        config: the run.
+        data: training images (N, C, H, W) in [-1, 1] (N = ``config.num_images`` if set).
+        classifier: the lesson-03 digit classifier; None for images that are not digits
+            (then only the saturated share and the grid distance are logged).
+        reference: feature statistics of real digits; adds FID to the evaluations.
+        callbacks: more training callbacks (e.g. lesson 06's ``spectrum_callback``), run
+            after the evaluator at their own ``every``.
+
+    Returns:
+        The ``ImageRun`` with every epoch's ``EpochRecord`` in ``run.evaluator``.
     """
-    set_seed(config.seed)
-    nets = build_dist_gan(architecture, config.latent_dim, size, critic_normalization)
-    pair = nets.pair
-    evaluator = _evaluator(classifier, config, steps_per_epoch, eval_samples, reference)
-    history = train_dist_gan(
-        nets.encoder, pair.generator, pair.critic, data, config, callbacks=[evaluator]
+    if not isinstance(config, ImageGANConfig):
+        raise TypeError(f"config must be an ImageGANConfig, got {type(config).__name__}")
+    _check_data(config, data)
+    set_seed(config.seed)  # the lessons' order: seed, build the networks, train
+    pair, encoder = build_networks(config)
+    evaluator = _evaluator(config, classifier, reference)
+    hooks = [evaluator, *callbacks]
+    hook = None
+    extras: dict[str, Any] = {}
+    if config.method == "dist_gan":
+        history = train_dist_gan(
+            encoder, pair.generator, pair.critic, data, config.dist_gan_config(), callbacks=hooks
+        )
+        extras["lambda_w"] = history.extras["lambda_w"]
+    else:
+        if config.method == "nu_gan":
+            needs_data = config.nu.hessian_of == "critic"
+            hook = NuGANHook(config.nu, data=data if needs_data else None)
+        try:
+            history = train(
+                pair.generator, pair.critic, data, config.train_config(), hooks, grad_hook=hook
+            )
+        finally:
+            if hook is not None:
+                hook.remove()  # the critic-optimiser hook of hessian_of="critic", "layer"
+    return ImageRun(
+        config=config,
+        generator=pair.generator,
+        history=history,
+        final=evaluator.final(),
+        last=evaluator.records[-1],
+        generator_builder=pair.generator_builder,
+        generator_kwargs=pair.generator_kwargs,
+        critic=pair.critic,
+        encoder=encoder,
+        hook=hook,
+        evaluator=evaluator,
+        seconds=history.extras["seconds"],
+        steps_per_s=steps_per_second(history),
+        extras=extras,
     )
-    return _trained_run(
-        "dist_gan",
-        architecture,
-        pair,
+
+
+# ---- saved runs -----------------------------------------------------------------------------
+def save_run(run: ImageRun, lesson: str, model_name: str | None = None) -> Path:
+    """Save the run's generator with its ``ImageGANConfig``, final metrics and history.
+
+    The path is ``model_checkpoint_path(lesson, model_name, config.checkpoint_loss,
+    latent_dim, seed)``; ``model_name`` defaults to ``config.model_name``.
+    """
+    config = run.config
+    path = save_generator(
+        run.generator,
+        lesson,
+        model_name or config.model_name,
+        config.checkpoint_loss,
         config,
-        history,
-        evaluator,
-        encoder=nets.encoder,
-        extras={"lambda_w": history.extras["lambda_w"]},
+        run.generator_builder,
+        run.generator_kwargs,
+        metrics=run.final,
+        history=run.history,
+    )
+    run.path = path
+    return path
+
+
+def load_saved(
+    lesson: str,
+    model_name: str,
+    loss: str,
+    latent_dim: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> SavedGenerator:
+    """A saved generator and its config (an ``ImageGANConfig``, or for checkpoints older
+    than the recipe a ``TrainConfig`` / ``DistGANConfig``); ``latent_prior_of`` its prior.
+
+    Raises:
+        FileNotFoundError: naming the path and the notebook that writes it.
+    """
+    return load_generator(lesson, model_name, loss, latent_dim, seed, device)
+
+
+def latent_prior_of(saved: SavedGenerator) -> str:
+    """The latent prior a saved generator was trained with ("normal" when not recorded)."""
+    return getattr(saved.config, "latent_prior", "normal")
+
+
+def load_or_train(
+    config: ImageGANConfig,
+    data: Tensor,
+    classifier: nn.Module | None,
+    reference: FeatureStatistics | None = None,
+    lesson: str = VANILLA_LESSON,
+    model_name: str | None = None,
+    reuse: bool = True,
+    save: bool = True,
+    callbacks: Sequence[Callback] = (),
+    log: Callable[[str], None] = print,
+) -> ImageRun:
+    """The run ``config`` defines: reused from ``lesson``'s checkpoint when it matches, else trained.
+
+    A saved generator is reused only if the ``ImageGANConfig`` stored with it equals
+    ``config`` field by field (``device`` excepted), its builder is the one ``config``
+    builds now and its history holds every epoch's evaluation. Its last evaluation is then
+    replayed on the same latents (the evaluator's stream is advanced past the earlier
+    epochs), giving the class counts and the fixed-noise grid; ``extras["replay_matches"]``
+    says whether the replayed scores equal the saved ones. Otherwise the run is trained
+    (``train_image_gan``) after one ``log`` line naming the fields that differed, and
+    saved with ``save_run`` when ``save``.
+
+    Args:
+        config: the run.
+        data, classifier, reference, callbacks: as for ``train_image_gan``.
+        lesson: the notebook whose checkpoint to reuse and where to save (e.g. lesson 05
+            reuses "04_vanilla_gan"'s runs).
+        model_name: the checkpoint's model name (default ``config.model_name``).
+        reuse: False: always train (and save when ``save``).
+        save: save a run trained here.
+        log: where the cache-miss line goes.
+    """
+    if not isinstance(config, ImageGANConfig):
+        raise TypeError(f"config must be an ImageGANConfig, got {type(config).__name__}")
+    check_bool("reuse", reuse)
+    check_bool("save", save)
+    name = model_name or config.model_name
+    if reuse:
+        reason = None
+        try:
+            saved = load_saved(
+                lesson,
+                name,
+                config.checkpoint_loss,
+                config.latent_dim,
+                config.seed,
+                get_device(config.device),
+            )
+        except FileNotFoundError:
+            saved, reason = None, "no saved run"
+        except ValueError as error:  # an older checkpoint format
+            saved, reason = None, f"unreadable checkpoint ({error})"
+        if saved is not None:
+            reason = _mismatch(saved, config)
+        path = model_checkpoint_path(
+            lesson, name, config.checkpoint_loss, config.latent_dim, config.seed
+        )
+        where = f"{lesson}/{path.name}"
+        if reason is None:
+            return _replayed_run(saved, config, classifier, reference, lesson)
+        log(f"{where}: not reused ({reason}); training it here")
+    run = train_image_gan(config, data, classifier, reference, callbacks)
+    if save:
+        save_run(run, lesson, name)
+    return run
+
+
+def _mismatch(saved: SavedGenerator, config: ImageGANConfig) -> str | None:
+    """Why ``saved`` cannot stand for ``config`` (None: it can)."""
+    differences = config_differences(saved.config, config)
+    if differences:
+        shown = ", ".join(f"{k}: saved {a!r}, requested {b!r}" for k, (a, b) in differences.items())
+        return f"fields differ: {shown}"
+    with torch.random.fork_rng(devices=[]):  # building initialises weights: keep the RNG
+        pair, _ = build_networks(config)
+    if (saved.builder, saved.builder_kwargs) != (pair.generator_builder, pair.generator_kwargs):
+        return "its generator was built differently from what this gan_utils builds now"
+    evaluated = [r for r in saved.history.rows if "epoch" in r and "eval_samples" in r]
+    if len(evaluated) != config.epochs:
+        return f"its history holds {len(evaluated)} of {config.epochs} epoch evaluations"
+    return None
+
+
+def _replayed_run(saved, config, classifier, reference, lesson) -> ImageRun:
+    evaluator = _evaluator(config, classifier, reference)
+    evaluator.advance(config.epochs - 1)  # the latents of the earlier epochs' evaluations
+    record = evaluator.evaluate(saved.generator, config.num_steps)
+    keys = ("is_mean", "classes_covered", "kl_to_uniform", "fid", "saturated_share")
+    replay_matches = all(
+        np.isclose(float(record.metrics[k]), float(saved.metrics[k]), rtol=1e-6, atol=1e-9)
+        for k in keys
+        if k in saved.metrics and k in record.metrics
+    )
+    return ImageRun(
+        config=config,
+        generator=saved.generator,
+        history=saved.history,
+        final={"epoch": record.epoch, "step": record.step, **record.metrics},
+        last=record,
+        generator_builder=saved.builder,
+        generator_kwargs=saved.builder_kwargs,
+        source=f"{lesson}'s checkpoint",
+        path=saved.path,
+        extras={"replay_matches": bool(replay_matches)},
     )
 
 
@@ -326,15 +751,23 @@ def reconstruct(encoder: nn.Module, generator: nn.Module, images: Tensor) -> Ten
 
 
 __all__ = [
-    "NON_TRAINING_FIELDS",
+    "LESSON04_LEARNING_RATES",
+    "LESSON04_OPTIMISERS",
+    "METHODS",
+    "NOT_TRAINING_FIELDS",
     "VANILLA_LESSON",
-    "VANILLA_VARIANT",
     "DistGANNetworks",
+    "ImageGANConfig",
     "ImageRun",
     "build_dist_gan",
-    "load_or_train_vanilla",
+    "build_networks",
+    "config_differences",
+    "dist_gan_image_config",
+    "latent_prior_of",
+    "lesson04_config",
+    "load_or_train",
+    "load_saved",
     "reconstruct",
-    "train_dist_gan_run",
-    "train_vanilla",
-    "vanilla_config",
+    "save_run",
+    "train_image_gan",
 ]
