@@ -341,7 +341,7 @@ def test_fields_a_config_class_no_longer_has_are_dropped_on_load():
 )
 def test_save_rejects_a_config_that_is_not_a_config_instance(config):
     pair = small_pair("dense")
-    with pytest.raises(ValueError, match="config"):
+    with pytest.raises(TypeError, match="config must be a training config dataclass instance"):
         save_generator(
             pair.generator,
             "05_dist_gan",

@@ -35,13 +35,13 @@ def _seconds(text: str) -> float | None:
 
 
 def test_tracked_figures_carry_the_run_id_of_their_committed_notebook():
-    """figures/NN_*.png|gif were written by the run recorded in notebooks/NN_*.ipynb."""
+    """figures/NN_*.png|gif|md were written by the run recorded in notebooks/NN_*.ipynb."""
     notebooks = {nb.name[:2]: nb for nb in lessons.lesson_notebooks()}
     expected = {k: (report.notebook_results(nb) or {}).get("run_id") for k, nb in notebooks.items()}
     figures = sorted(
         p
         for p in paths.committed_figures_dir().glob("[0-9][0-9]_*")
-        if p.suffix in (".png", ".gif")
+        if p.suffix in (".png", ".gif", ".md")
     )
     assert figures, "no tracked lesson figures"
     wrong = []

@@ -103,13 +103,18 @@ def _builder_string(builder: str | Callable) -> str:
 
 
 def _config_class_name(config: Any) -> str:
-    """``"module:ClassName"`` of a training config; ValueError unless it can be stored."""
+    """``"module:ClassName"`` of a training config.
+
+    Raises:
+        TypeError: ``config`` is not a dataclass instance (a dict, a number, a class).
+        ValueError: a dataclass from outside gan_utils, or one without latent_dim and seed.
+    """
     cls = type(config)
     name = f"{cls.__module__}:{cls.__qualname__}"
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
-        raise ValueError(
-            "config must be a training config dataclass (TrainConfig, DistGANConfig), "
-            f"got {cls.__name__}"
+        raise TypeError(
+            "config must be a training config dataclass instance (ImageGANConfig, "
+            f"TrainConfig, DistGANConfig), got {config!r} ({cls.__name__})"
         )
     missing = [f for f in ("latent_dim", "seed") if not hasattr(config, f)]
     if missing or not name.startswith("gan_utils."):
