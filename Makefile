@@ -13,7 +13,7 @@ BENCH_ARGS ?=
 # Override with `make run OMP_NUM_THREADS=4` on a larger machine.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup run refresh readme bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
+.PHONY: setup run refresh readme pretrain bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,14 @@ refresh: $(STAMP)
 # Only the README's generated sections, from the committed notebooks (offline, seconds).
 readme: $(STAMP)
 	$(BIN)/python -m gan_utils.core.lessons --readme
+
+# Maintainers: train the reference models into the tracked pretrained/ (resumable: run it
+# again after an interruption; runs already up to date are skipped). NAMES="a b" for some,
+# PRETRAIN_ARGS="--workers 2" or "--check NAME" or "--list"; see gan_utils/images/pretrain.py.
+NAMES ?=
+PRETRAIN_ARGS ?=
+pretrain: $(STAMP)
+	$(BIN)/python -m gan_utils.images.pretrain $(NAMES) $(PRETRAIN_ARGS)
 
 # Speed against plain-PyTorch references measured in the same run (about 5 minutes);
 # prints a table and writes runs/bench/results.json (`make bench BENCH_ARGS=--quick`).

@@ -24,6 +24,14 @@ ALLOWED: dict[tuple[str, str], str] = {
         "gan_utils.images.recipe",
         "gan_utils.hessian.nu_gan",
     ): "the image-GAN recipe trains lesson 06's NU-GAN runs: NuGANHook is its grad_hook",
+    (
+        "gan_utils.images.references",
+        "gan_utils.hessian.nu_gan",
+    ): "the registry defines lesson 06's NU-GAN reference runs by their NuGANConfig",
+    (
+        "gan_utils.images.pretrain",
+        "gan_utils.hessian.spectra",
+    ): "lesson 06's dense reference runs log the Hessian spectra the lesson shows",
 }
 # functions that import a module named at run time, and why
 DYNAMIC: dict[tuple[str, str], str] = {

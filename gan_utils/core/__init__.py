@@ -20,6 +20,7 @@ module          what it holds                                             lesson
 ``history``     the training history (``history.series("d_loss")``)        all
 ``report``      ``start_lesson`` / ``show_results``: results and run ids   all
 ``plotting``    figures and GIFs stamped with the run id, sample scatters  all
+``workers``     the one worker pool of the sweeps (``run_in_workers``)     02
 ``lessons``     the lesson runner behind ``make run`` and ``make refresh``
 ==============  ========================================================  =======
 """

@@ -40,7 +40,7 @@ from .checks import (
 )
 from .history import History
 from .latent import LATENT_PRIORS, sample_latent
-from .loop import Callback, DivergenceError, check_resumable, run_steps
+from .loop import Callback, DivergenceError, check_resumable, every, run_steps
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
 from .mlp import requires_grad
 from .runtime import get_device, set_seed
@@ -385,6 +385,33 @@ def train(
     return state.history
 
 
+def linear_lr_decay(start: int, num_steps: int) -> Callback:
+    """A training callback (every step) decaying every optimiser's learning rate linearly.
+
+    After step t > ``start`` each parameter group of each optimiser of the state
+    (``g_optimizer``, ``d_optimizer`` and Dist-GAN's ``ae_optimizer``) uses
+    lr_0 * (num_steps - t) / (num_steps - start), reaching 0 at ``num_steps``; lr_0 is the
+    group's rate when the callback first saw it, kept in the group as ``"initial_lr"``
+    (as torch's schedulers do), so that it travels with the optimiser's checkpoint and a
+    resumed run decays exactly as an uninterrupted one. A GAN at a constant rate keeps
+    moving around its equilibrium; the decay lets the last steps settle.
+    """
+    check_int("num_steps", num_steps, minimum=1)
+    check_int("start", start, minimum=0, maximum=num_steps - 1)
+
+    def set_lr(state) -> None:
+        if state.step <= start:
+            return
+        factor = max(0.0, (num_steps - state.step) / (num_steps - start))
+        for optimizer in vars(state).values():
+            if isinstance(optimizer, torch.optim.Optimizer):
+                for group in optimizer.param_groups:
+                    group.setdefault("initial_lr", group["lr"])
+                    group["lr"] = group["initial_lr"] * factor
+
+    return every(1, set_lr)
+
+
 def steps_per_second(history: History) -> float:
     """Generator steps per second of the last ``train`` call that returned ``history``."""
     extras = getattr(history, "extras", None) or {}
@@ -404,6 +431,7 @@ __all__ = [
     "TrainState",
     "discriminator_step",
     "generator_step",
+    "linear_lr_decay",
     "replace",
     "steps_per_second",
     "topk_size",

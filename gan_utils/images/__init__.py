@@ -1,4 +1,5 @@
-"""images: MNIST digits and colour images. Imports core; hessian only for NU-GAN's hook.
+"""images: MNIST digits and colour images. Imports core; hessian only for NU-GAN (its hook
+and config) and the spectra lesson 06's reference runs log.
 
 ===================  ====================================================  =======
 module               what it holds                                         lessons
@@ -9,6 +10,8 @@ module               what it holds                                         lesso
                      ``load_or_train_classifier``
 ``metrics``          Inception Score, FID (float64), classes covered, KL   03-07
                      to uniform; ``score_digits``, the one digit scorer
+``fidelity``         precision / recall, density / coverage in a feature   04-07
+                     space; nearest-training-sample distances
 ``models``           dense and DCGAN generator/critic pairs                04-07
                      (``build_pair``)
 ``evaluation``       the per-epoch evaluation hook (``EpochEvaluator``),   04-06
@@ -20,5 +23,8 @@ module               what it holds                                         lesso
 ``dist_gan``         Dist-GAN: encoder, feature critic, loss terms, step   05
 ``colour``           colour crops (scikit-learn's photos offline)          04
 ``course_table``     every saved generator found and scored at one N       07
+``references``       the reference models: registry, shipped files and     03-07
+                     manifest, strict loading, final metrics
+``pretrain``         ``make pretrain``: trains and ships the references
 ===================  ====================================================  =======
 """

@@ -370,7 +370,7 @@ def load_or_train_classifier(
     if reason is None:
         checkpoint, reason = _read_matching(path, config, wanted)
         if checkpoint is not None:
-            model = _from_checkpoint(checkpoint, path, device)
+            model = classifier_from_payload(checkpoint, path, device)
             if verbose:
                 print(
                     f"Loaded the digit classifier from {display_path(path)} (test accuracy "
@@ -431,11 +431,19 @@ def _read_matching(
     return checkpoint, ""
 
 
-def _from_checkpoint(checkpoint: dict, path: Path, device: torch.device) -> DigitClassifier:
+def _rows(history: list | str) -> list:
+    """History rows of a checkpoint: a list, or JSON text (a shipped classifier)."""
+    return json.loads(history) if isinstance(history, str) else history
+
+
+def classifier_from_payload(
+    checkpoint: dict, path: Path | None = None, device: str | torch.device = "cpu"
+) -> DigitClassifier:
+    """A ``DigitClassifier`` from a checkpoint's payload (a shipped one has no wall time)."""
     config = checkpoint["config"]
     model = DigitClassifier(config["width"], config["feature_dim"])
     model.load_state_dict(checkpoint["model"])
-    model.to(device).eval()
+    model.to(get_device(device)).eval()
     model.record = ClassifierRecord(
         config=dict(config),
         data=dict(checkpoint["data"]),
@@ -443,8 +451,8 @@ def _from_checkpoint(checkpoint: dict, path: Path, device: torch.device) -> Digi
         n_train=int(checkpoint["n_train"]),
         n_test=int(checkpoint["n_test"]),
         test_accuracy=float(checkpoint["test_accuracy"]),
-        train_seconds=float(checkpoint["train_seconds"]),
-        history=History(checkpoint["history"]),
+        train_seconds=float(checkpoint.get("train_seconds", float("nan"))),
+        history=History(_rows(checkpoint["history"])),
         path=path,
         trained_now=False,
     )

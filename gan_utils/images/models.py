@@ -70,6 +70,7 @@ DENSE_SIZES: dict[str, dict[str, int]] = {
 }
 DCGAN_SIZES: dict[str, dict[str, int]] = {
     "small": {"base_width": 16, "hidden_width": 0},  # the lesson's CPU default
+    "medium": {"base_width": 32, "hidden_width": 0},  # the reference models' width
     "repository": {"base_width": 128, "hidden_width": 1024},  # NUGAN-DISTGAN GAN_MNIST.ipynb
 }
 SIZES = {"dense": DENSE_SIZES, "dcgan": DCGAN_SIZES}

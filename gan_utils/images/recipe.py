@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from ..core.checkpoints import (
     SavedGenerator,
+    load_checkpoint,
     load_generator,
     model_checkpoint_path,
     save_generator,
@@ -48,7 +49,7 @@ from ..core.history import History
 from ..core.latent import LATENT_PRIORS, generate
 from ..core.loop import Callback
 from ..core.runtime import get_device, set_seed
-from ..core.train import OPTIMIZERS, TrainConfig, steps_per_second, train
+from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, steps_per_second, train
 from ..core.variants import VARIANTS, get_variant
 from ..hessian.nu_gan import NuGANConfig, NuGANHook
 from .dist_gan import (
@@ -119,6 +120,7 @@ class ImageGANConfig:
     lr_d: float = 2e-4  # critic learning rate
     lr_ae: float = 2e-4  # Dist-GAN: learning rate of the autoencoder update
     betas: tuple[float, float] = (0.5, 0.999)  # Adam's betas
+    lr_decay_from: float | None = None  # share of steps after which every lr decays to 0
     seed: int = 0  # seeds the weights, the batches and the evaluator's latents
     eval_samples: int = EVAL_SAMPLES  # N: images scored per evaluation
     splits: int = IS_SPLITS  # Inception Score splits of the N samples
@@ -195,6 +197,8 @@ class ImageGANConfig:
         for name in ("lr_g", "lr_d", "lr_ae"):
             check_number(name, getattr(self, name), 0.0, min_open=True)
         check_betas(self.betas)
+        if self.lr_decay_from is not None:
+            check_number("lr_decay_from (or None)", self.lr_decay_from, 0, 1, max_open=True)
         check_int("seed", self.seed, minimum=0)
         check_int("eval_samples", self.eval_samples, minimum=1)
         check_int("splits", self.splits, minimum=1)
@@ -226,6 +230,13 @@ class ImageGANConfig:
     def epochs(self) -> int:
         """Evaluations of the run: num_steps // steps_per_epoch."""
         return self.num_steps // self.steps_per_epoch
+
+    @property
+    def decay_start(self) -> int | None:
+        """The step after which the learning rates decay linearly to 0 (None: constant)."""
+        if self.lr_decay_from is None:
+            return None
+        return int(self.lr_decay_from * self.num_steps)
 
     @property
     def history_every(self) -> int:
@@ -453,7 +464,8 @@ class ImageRun:
     generator: nn.Module
     history: History  # loss rows, EpochEvaluator rows (and whatever callbacks logged)
     final: dict[str, Any]  # the last evaluation's metrics (epoch, step, eval_samples, ...)
-    last: EpochRecord  # the last evaluation: class counts and the fixed-noise grid
+    last: EpochRecord | None  # the last evaluation: class counts, fixed-noise grid (None:
+    # resumed from a checkpoint that had already finished: nothing was evaluated here)
     generator_builder: str
     generator_kwargs: dict[str, Any]
     critic: nn.Module | None = None  # None when reused (only the generator is saved)
@@ -504,6 +516,14 @@ def _evaluator(
     )
 
 
+def _last_evaluation(history: History) -> dict[str, Any]:
+    """The last evaluation row of a history (its metrics, epoch and step)."""
+    rows = [r for r in history.rows if "epoch" in r and "eval_samples" in r]
+    if not rows:
+        raise ValueError("the history holds no evaluation: train at least one epoch")
+    return dict(rows[-1])
+
+
 def _check_data(config: ImageGANConfig, data: Tensor) -> None:
     if not isinstance(data, Tensor):
         raise TypeError(f"data must be a torch.Tensor of images, got {type(data).__name__}")
@@ -525,6 +545,9 @@ def train_image_gan(
     classifier: nn.Module | None = None,
     reference: FeatureStatistics | None = None,
     callbacks: Sequence[Callback] = (),
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume_from: str | Path | None = None,
 ) -> ImageRun:
     """Train the run ``config`` defines on ``data``, scored every epoch (module docstring).
 
@@ -536,31 +559,48 @@ def train_image_gan(
         reference: feature statistics of real digits; adds FID to the evaluations.
         callbacks: more training callbacks (e.g. lesson 06's ``spectrum_callback``), run
             after the evaluator at their own ``every``.
+        checkpoint_path: where the loop writes its checkpoints (networks, optimisers, RNG
+            states, history), every ``checkpoint_every`` steps and at the end.
+        checkpoint_every: steps between checkpoints (0: only at the end); a multiple of
+            the history interval, and for NU-GAN of its refresh interval, so that a
+            resumed run is bit-identical to an uninterrupted one.
+        resume_from: a checkpoint of this same config to continue from; the evaluator
+            skips the latents of the evaluations already in the checkpoint's history.
 
     Returns:
-        The ``ImageRun`` with every epoch's ``EpochRecord`` in ``run.evaluator``.
+        The ``ImageRun`` with the ``EpochRecord`` of every epoch trained in this call in
+        ``run.evaluator`` (a resumed run: the epochs after the checkpoint).
     """
     if not isinstance(config, ImageGANConfig):
         raise TypeError(f"config must be an ImageGANConfig, got {type(config).__name__}")
     _check_data(config, data)
+    check_int("checkpoint_every", checkpoint_every, minimum=0)
     set_seed(config.seed)  # the lessons' order: seed, build the networks, train
     pair, encoder = build_networks(config)
     evaluator = _evaluator(config, classifier, reference)
+    if resume_from is not None:
+        done = int(load_checkpoint(resume_from)["step"])
+        evaluator.advance(done // config.steps_per_epoch)
     hooks = [evaluator, *callbacks]
+    if config.decay_start is not None:
+        hooks.insert(0, linear_lr_decay(config.decay_start, config.num_steps))
+    saving = {"checkpoint_path": checkpoint_path, "resume_from": resume_from}
     hook = None
     extras: dict[str, Any] = {}
     if config.method == "dist_gan":
+        settings = dataclasses.replace(config.dist_gan_config(), checkpoint_every=checkpoint_every)
         history = train_dist_gan(
-            encoder, pair.generator, pair.critic, data, config.dist_gan_config(), callbacks=hooks
+            encoder, pair.generator, pair.critic, data, settings, callbacks=hooks, **saving
         )
         extras["lambda_w"] = history.extras["lambda_w"]
     else:
         if config.method == "nu_gan":
             needs_data = config.nu.hessian_of == "critic"
             hook = NuGANHook(config.nu, data=data if needs_data else None)
+        settings = dataclasses.replace(config.train_config(), checkpoint_every=checkpoint_every)
         try:
             history = train(
-                pair.generator, pair.critic, data, config.train_config(), hooks, grad_hook=hook
+                pair.generator, pair.critic, data, settings, hooks, grad_hook=hook, **saving
             )
         finally:
             if hook is not None:
@@ -569,8 +609,8 @@ def train_image_gan(
         config=config,
         generator=pair.generator,
         history=history,
-        final=evaluator.final(),
-        last=evaluator.records[-1],
+        final=evaluator.final() if evaluator.records else _last_evaluation(history),
+        last=evaluator.records[-1] if evaluator.records else None,
         generator_builder=pair.generator_builder,
         generator_kwargs=pair.generator_kwargs,
         critic=pair.critic,

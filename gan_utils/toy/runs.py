@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +28,9 @@ from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, DivergenceError, every
 from ..core.mlp import mlp_critic, mlp_generator
 from ..core.runtime import DEVICE_CHOICES, get_device, set_seed
-from ..core.train import OPTIMIZERS, TrainConfig, train
+from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, train
 from ..core.variants import Variant, get_variant
+from ..core.workers import run_in_workers
 from .coverage import ModeCoverage, evaluate_coverage
 from .mixtures import GaussianMixture, get_toy_dataset
 
@@ -176,22 +175,6 @@ def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> Trai
     return variant.train_config(**changes)
 
 
-def linear_lr_decay(lr: float, start: int, num_steps: int) -> Callback:
-    """A training callback: after step t > ``start``, both optimisers use
-    lr * (num_steps - t) / (num_steps - start), reaching 0 at ``num_steps``. A GAN at a
-    constant lr keeps moving around its equilibrium, and its coverage with it; the decay
-    lets the last steps settle."""
-
-    def set_lr(state) -> None:
-        if state.step > start:
-            factor = max(0.0, (num_steps - state.step) / (num_steps - start))
-            for optimizer in (state.g_optimizer, state.d_optimizer):
-                for group in optimizer.param_groups:
-                    group["lr"] = lr * factor
-
-    return every(1, set_lr)
-
-
 def train_toy(
     variant: str | Variant,
     dataset: str = "grid",
@@ -252,7 +235,7 @@ def train_toy(
 
     if settings.lr_decay_from is not None:
         start = int(settings.lr_decay_from * settings.num_steps)
-        all_callbacks.insert(0, linear_lr_decay(settings.lr, start, settings.num_steps))
+        all_callbacks.insert(0, linear_lr_decay(start, settings.num_steps))
 
     diverged = False
     history = History()
@@ -466,7 +449,6 @@ def _train_toy_in_worker(
 ) -> ToyRun:
     """``train_toy`` in a worker process; the result must be picklable, so spectral-norm
     parametrisations are folded into plain weights (W / sigma(W) as trained)."""
-    torch.set_num_threads(1)  # one core per worker: workers run side by side
     run = train_toy(variant, dataset, seed, settings)
     for module in run.critic.modules():
         if parametrize.is_parametrized(module):
@@ -485,8 +467,9 @@ def train_many(
     Args:
         jobs: the runs to train; each may have its own settings.
         workers: runs trained side by side in separate processes, one torch thread each
-            (2 on a 2-core machine); 1 trains them one after the other in this process.
-            A run's numbers do not depend on ``workers`` beyond float rounding.
+            (``gan_utils.core.workers``; 2 on a 2-core machine); 1 trains them one after
+            the other in this process. A run's numbers do not depend on ``workers``
+            beyond float rounding.
         on_run: called after each run, in the order of ``jobs`` (e.g. to print progress).
     """
     check_int("workers", workers, minimum=1)
@@ -494,21 +477,8 @@ def train_many(
     for _, dataset, _, settings in jobs:
         get_toy_dataset(dataset)  # fail before training on a bad name
         (settings or ToySettings()).validate()
-    runs: list[ToyRun] = []
-    if workers == 1 or len(jobs) <= 1:
-        for job in jobs:
-            runs.append(train_toy(*job))
-            if on_run is not None:
-                on_run(runs[-1])
-        return runs
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has threads
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
-        futures = [pool.submit(_train_toy_in_worker, *job) for job in jobs]
-        for future in futures:
-            runs.append(future.result())
-            if on_run is not None:
-                on_run(runs[-1])
-    return runs
+    function = train_toy if workers == 1 or len(jobs) <= 1 else _train_toy_in_worker
+    return run_in_workers(function, jobs, workers, on_run)
 
 
 def sweep(

@@ -1,0 +1,464 @@
+"""``make pretrain``: train the course's reference runs and ship them in ``pretrained/``.
+
+    python -m gan_utils.images.pretrain [NAME ...] [--device auto|cpu|cuda] [--workers N]
+                                        [--threads T] [--force] [--check NAME] [--list]
+
+Without names it brings every entry of the registry (``gan_utils.images.references``) up
+to date: runs whose shipped file matches the manifest and whose config matches the
+registry are skipped; the others train. The classifier comes first (it scores the rest).
+
+* **Deterministic**: each run seeds every RNG from its config and uses ``--threads`` torch
+  threads (default 1, recorded in the manifest); the shipped files hold nothing that
+  depends on the clock, so the same command on the same machine and thread count writes
+  the same bytes.
+* **Resumable**: a run writes a checkpoint under ``artifacts/pretrain/<name>/`` at every
+  evaluation (``steps_per_epoch``, a multiple of the history and NU-GAN intervals); killed and started again with the same command, it
+  continues from there and ends with the same files (a resumed run is bit-identical).
+  A finished run is written at once (atomically) with its manifest entry, so a sweep
+  stopped half-way keeps every run that finished.
+* ``--check NAME`` retrains one run from scratch in a temporary folder and compares it
+  with the shipped file: byte for byte when the manifest's machine, thread count and torch
+  version are this process's; otherwise the final metrics (relative 1e-5 is not promised
+  across machines: the differences are printed).
+* ``--device cuda`` trains on a GPU (a clear error without one); GPU runs are not
+  bit-identical to CPU runs, and the manifest records the device.
+
+Workers (``--workers N``) train runs side by side in N processes of ``--threads`` threads
+each (``gan_utils.core.workers``); the manifest is written by this process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.checkpoints import load_checkpoint, save_checkpoint
+from ..core.loop import every
+from ..core.paths import artifacts_dir
+from ..core.report import git_state
+from ..core.runtime import get_device
+from ..core.workers import run_in_workers
+from ..hessian.spectra import spectrum_callback
+from .classifier import load_or_train_classifier
+from .metrics import feature_statistics
+from .mnist import load_mnist
+from .recipe import train_image_gan
+from .references import (
+    CLASSIFIER,
+    REFERENCES,
+    RealDigits,
+    ReferenceError,
+    classifier_payload,
+    config_record,
+    final_metrics,
+    get_reference,
+    load_reference_classifier,
+    metrics_match,
+    pretrained_dir,
+    read_manifest,
+    real_digit_floors,
+    run_payload,
+    sha256_of,
+    stale_references,
+    verified_path,
+    write_manifest,
+)
+
+STOP_AT = "GAN_UTILS_PRETRAIN_STOP_AT"  # tests: interrupt a run after this step (Ctrl-C)
+
+
+def machine() -> dict[str, Any]:
+    """What the manifest records of the machine that trained a run."""
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+def _data():
+    train, test = load_mnist("train", verbose=False), load_mnist("test", verbose=False)
+    return train, test
+
+
+def _data_record(train, test) -> dict[str, Any]:
+    return {
+        "source": train.source,
+        "origin": train.origin,
+        "n_train": len(train),
+        "n_test": len(test),
+        "train": train.fingerprint,
+        "test": test.fingerprint,
+    }
+
+
+def _entry(name: str, threads: int, device: str, seconds: float, files: dict, **more) -> dict:
+    reference = get_reference(name)
+    return {
+        "lesson": reference.lesson,
+        "summary": reference.summary,
+        "config": config_record(reference),
+        "threads": threads,
+        "device": device,
+        "wall_seconds": round(seconds, 1),
+        "machine": machine(),
+        "torch": torch.__version__,
+        "commit": git_state(),
+        "files": files,
+        **more,
+    }
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    return {path.name: {"sha256": sha256_of(path), "bytes": path.stat().st_size}}
+
+
+# ---- one run (in this process or a worker) ------------------------------------------------
+def train_classifier_reference(folder: Path, device: str, threads: int) -> dict[str, Any]:
+    """Train the classifier entry from scratch and write ``classifier.pt``; its entry."""
+    torch.set_num_threads(threads)
+    reference = get_reference(CLASSIFIER)
+    train, test = _data()
+    scratch = Path(tempfile.mkdtemp(prefix="classifier-", dir=artifacts_dir("pretrain")))
+    try:
+        model = load_or_train_classifier(
+            reference.classifier,
+            train,
+            test,
+            path=scratch / "c.pt",
+            device=device,
+            retrain=True,
+            verbose=False,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    path = save_checkpoint(folder / reference.file_name, classifier_payload(model))
+    return {
+        "name": CLASSIFIER,
+        **_entry(
+            CLASSIFIER,
+            threads,
+            device,
+            model.record.train_seconds,
+            _file_record(path),
+            data=_data_record(train, test),
+            steps=reference.classifier.num_steps,
+            seed=reference.classifier.seed,
+            metrics={"test_accuracy": model.record.test_accuracy},
+        ),
+    }
+
+
+def _wall_clock(folder: Path, start: float, before: float, interval: int):
+    """A callback keeping the run's cumulative wall time beside its checkpoint."""
+
+    def write(state) -> None:
+        record = folder / "wall.json"
+        tmp = record.with_name("wall.json.tmp")
+        tmp.write_text(
+            json.dumps({"step": state.step, "seconds": before + time.perf_counter() - start})
+        )
+        os.replace(tmp, record)
+
+    return every(interval, write)
+
+
+def _stop_after(step: int):
+    """A callback raising KeyboardInterrupt after ``step`` (as Ctrl-C would)."""
+
+    def stop(state) -> None:
+        if state.step >= step:
+            raise KeyboardInterrupt(f"{STOP_AT}={step}")
+
+    return every(1, stop)
+
+
+def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> dict[str, Any]:
+    """Train (or resume) one GAN reference, write ``<name>.pt``; its manifest entry."""
+    torch.set_num_threads(threads)
+    reference = get_reference(name)
+    config = dataclasses.replace(reference.config, device=device)
+    train, test = _data()
+    classifier = load_reference_classifier(folder=folder)
+    real = RealDigits.build(classifier, train, test)
+    train_stats = feature_statistics(real.train_features)
+    work = artifacts_dir("pretrain", name)
+    checkpoint = work / "checkpoint.pt"
+    identity = {
+        "config": config_record(reference),
+        "device": str(get_device(device)),
+        "threads": threads,
+        "classifier": _classifier_sha(folder),
+    }
+    resume, before = _resumable(work, identity, name)
+    callbacks = []
+    if reference.spectra_every:
+        callbacks.append(
+            spectrum_callback(reference.spectra_every, k=3, data=train.images, max_iterations=20)
+        )
+    start = time.perf_counter()
+    callbacks.append(_wall_clock(work, start, before, config.steps_per_epoch))
+    if os.environ.get(STOP_AT):
+        callbacks.append(_stop_after(int(os.environ[STOP_AT])))
+    run = train_image_gan(
+        config,
+        train.images,
+        classifier,
+        train_stats,
+        callbacks,
+        checkpoint_path=checkpoint,
+        checkpoint_every=config.steps_per_epoch,
+        resume_from=resume,
+    )
+    seconds = before + time.perf_counter() - start
+    networks = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
+    path = save_checkpoint(
+        folder / reference.file_name, run_payload(name, config, networks, run.history)
+    )
+    metrics = final_metrics(run.generator.cpu(), config, classifier, real)
+    shutil.rmtree(work, ignore_errors=True)  # the shipped file is the result now
+    return {
+        "name": name,
+        **_entry(
+            name,
+            threads,
+            str(get_device(device)),
+            seconds,
+            _file_record(path),
+            data=_data_record(train, test),
+            steps=config.num_steps,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            metrics=metrics,
+            classifier=identity["classifier"],
+        ),
+    }
+
+
+def _classifier_sha(folder: Path) -> str:
+    return read_manifest(folder)["runs"][CLASSIFIER]["files"][f"{CLASSIFIER}.pt"]["sha256"]
+
+
+def _resumable(work: Path, identity: dict[str, Any], name: str) -> tuple[Path | None, float]:
+    """(checkpoint to resume from or None, wall seconds already spent) for a run's folder.
+
+    The folder's ``run.json`` names the config, device, threads and classifier its
+    checkpoint was made with; a checkpoint of anything else is discarded with a message.
+    """
+    checkpoint, record = work / "checkpoint.pt", work / "run.json"
+    stored = json.loads(record.read_text()) if record.is_file() else None
+    if stored == identity and checkpoint.is_file():
+        wall = work / "wall.json"
+        before = json.loads(wall.read_text())["seconds"] if wall.is_file() else 0.0
+        step = load_checkpoint(checkpoint)["step"]
+        print(f"{name}: resuming from step {step} ({checkpoint})", flush=True)
+        return checkpoint, before
+    if checkpoint.is_file():
+        print(f"{name}: the checkpoint in {work} was made with other settings; starting afresh")
+    for old in (checkpoint, work / "wall.json"):
+        old.unlink(missing_ok=True)
+    tmp = record.with_name("run.json.tmp")
+    tmp.write_text(json.dumps(identity))
+    os.replace(tmp, record)
+    return None, 0.0
+
+
+def train_reference(name: str, folder: str, device: str, threads: int) -> dict[str, Any]:
+    """One entry of the registry, trained and written; returns its manifest entry."""
+    folder = Path(folder)
+    if name == CLASSIFIER:
+        return train_classifier_reference(folder, device, threads)
+    return train_gan_reference(name, folder, device, threads)
+
+
+# ---- the command --------------------------------------------------------------------------
+def up_to_date(name: str, folder: Path) -> bool:
+    """Whether ``name`` is shipped, matches the manifest's sha256 and the registry's config."""
+    try:
+        verified_path(name, folder)
+    except ReferenceError:
+        return False
+    return True
+
+
+def pretrain(
+    names: Sequence[str] = (),
+    device: str = "cpu",
+    workers: int = 1,
+    threads: int = 1,
+    force: bool = False,
+    folder: Path | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Bring ``names`` (default: the whole registry) up to date; returns the manifest."""
+    folder = Path(folder) if folder is not None else pretrained_dir()
+    names = list(dict.fromkeys(names or REFERENCES))
+    for name in names:
+        get_reference(name)
+    get_device(device)  # "cuda" without a GPU: a clear error before anything trains
+    read_manifest(folder)  # a broken manifest fails here, before anything trains
+    retrain_classifier = (CLASSIFIER in names and force) or not up_to_date(CLASSIFIER, folder)
+    if retrain_classifier:  # it scores every other run: first, and they follow if it changed
+        log(f"{CLASSIFIER}: training")
+        _record(folder, train_reference(CLASSIFIER, str(folder), device, threads), log)
+    elif CLASSIFIER in names:
+        log(f"{CLASSIFIER}: up to date")
+    gans = [n for n in names if n != CLASSIFIER]
+    todo = [n for n in gans if force or not up_to_date(n, folder)]
+    for name in gans:
+        log(
+            f"{name}: {'training (' + get_reference(name).summary + ')' if name in todo else 'up to date'}"
+        )
+    if retrain_classifier or todo:
+        _record_floors(folder)
+    jobs = [(name, str(folder), device, threads) for name in todo]
+    run_in_workers(train_reference, jobs, workers, lambda e: _record(folder, e, log), threads)
+    return read_manifest(folder)
+
+
+def _record(folder: Path, entry: dict[str, Any], log) -> dict[str, Any]:
+    manifest = read_manifest(folder)
+    name = entry.pop("name")
+    manifest["runs"][name] = entry
+    write_manifest(manifest, folder)
+    size = sum(f["bytes"] for f in entry["files"].values())
+    log(f"{name}: written ({size / 1e6:.2f} MB, {entry['wall_seconds']:.0f} s)")
+    return manifest
+
+
+def _record_floors(folder: Path) -> dict[str, Any]:
+    """The real-digit floors in the manifest, scored with the shipped classifier."""
+    manifest = read_manifest(folder)
+    classifier = load_reference_classifier(folder=folder)
+    train, test = _data()
+    real = RealDigits.build(classifier, train, test)
+    manifest["real_digits"] = {
+        "data": _data_record(train, test),
+        "metrics": real_digit_floors(classifier, real),
+    }
+    write_manifest(manifest, folder)
+    return manifest
+
+
+def check(
+    name: str, device: str = "cpu", threads: int = 1, folder: Path | None = None, log=print
+) -> bool:
+    """Retrain ``name`` from scratch and compare it with the shipped file; True when equal."""
+    folder = Path(folder) if folder is not None else pretrained_dir()
+    path, entry = verified_path(name, folder)
+    with tempfile.TemporaryDirectory(dir=artifacts_dir()) as scratch:
+        scratch = Path(scratch)
+        if name != CLASSIFIER:
+            shutil.copy(folder / get_reference(CLASSIFIER).file_name, scratch)
+            write_manifest(
+                {"runs": {CLASSIFIER: read_manifest(folder)["runs"][CLASSIFIER]}}, scratch
+            )
+        work = artifacts_dir("pretrain", name)
+        shutil.rmtree(work, ignore_errors=True)  # from scratch, not from a checkpoint
+        fresh = train_reference(name, str(scratch), device, threads)
+        same_machine = (
+            entry["machine"] == machine()
+            and entry["threads"] == threads
+            and entry["torch"] == torch.__version__
+            and entry.get("device", "cpu") == fresh["device"]
+        )
+        if same_machine:
+            new = scratch / path.name
+            equal = new.read_bytes() == path.read_bytes()
+            log(
+                f"{name}: retrained file {'equals' if equal else 'DIFFERS FROM'} the shipped one byte for byte (same machine, {threads} thread(s), torch {torch.__version__})"
+            )
+            return equal
+        bad = metrics_match(entry["metrics"], fresh["metrics"])
+        log(
+            f"{name}: another machine or thread count than the manifest's: compared the final metrics"
+        )
+        for key in entry["metrics"]:
+            if key != "class_counts":
+                log(
+                    f"  {key}: shipped {entry['metrics'][key]!r}, retrained {fresh['metrics'][key]!r}"
+                )
+        return not bad
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gan_utils.images.pretrain",
+        description="Train the course's reference models and write them to pretrained/.",
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="references to train (default: all that are not up to date)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default cpu: the shipped files are CPU runs)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="runs trained side by side (default 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per run (default 1; recorded)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="retrain the named runs even if up to date"
+    )
+    parser.add_argument(
+        "--check", metavar="NAME", help="retrain NAME and compare it with the shipped file"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the registry and the state of each run"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for name in args.names + ([args.check] if args.check else []):
+        if name not in REFERENCES:
+            print(f"unknown reference {name!r}; known: {', '.join(REFERENCES)}", file=sys.stderr)
+            return 2
+    for flag in ("workers", "threads"):
+        if getattr(args, flag) < 1:
+            print(f"--{flag} must be an integer >= 1, got {getattr(args, flag)}", file=sys.stderr)
+            return 2
+    try:
+        get_device(args.device)
+    except (RuntimeError, ValueError) as error:
+        print(f"--device {args.device}: {error}", file=sys.stderr)
+        return 2
+    folder = pretrained_dir()
+    if args.list:
+        stale = stale_references(folder)
+        for name, reference in REFERENCES.items():
+            state = "up to date" if up_to_date(name, folder) else stale.get(name, "not built")
+            print(f"{name:28s} {reference.lesson:20s} {state}")
+        return 0
+    if args.check:
+        return 0 if check(args.check, args.device, args.threads, folder) else 1
+    started = time.perf_counter()
+    pretrain(args.names, args.device, args.workers, args.threads, args.force, folder)
+    print(f"done in {time.perf_counter() - started:.0f} s; manifest: {folder / 'manifest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

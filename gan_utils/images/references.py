@@ -1,0 +1,620 @@
+r"""The course's reference models: defined once, shipped in ``pretrained/``, checked on load.
+
+A lesson shows converged behaviour from a reference model and trains a short run live
+beside it. Every reference is one entry of ``REFERENCES`` (name -> ``Reference``: the
+``ImageGANConfig`` of the one image-GAN recipe, the lesson that shows it, the networks it
+ships); the digit classifier that scores them is the entry ``"classifier"``. The command
+``make pretrain`` (``python -m gan_utils.images.pretrain``) trains them and writes, per
+run, ``pretrained/<name>.pt`` and its entry in ``pretrained/manifest.json``.
+
+A shipped file holds the networks the lessons need (the generator always; Dist-GAN's
+encoder; a critic where a lesson shows it), the config and the evaluation history, and
+nothing that depends on the clock, so the same command on the same machine and thread
+count writes the same bytes. The manifest records, per run: the config, the data (source,
+number of training digits, fingerprint), steps, seed, threads, wall time, machine, torch
+version, code commit, the sha256 and size of each file, and the final metrics at fixed
+evaluation draws (``final_metrics``).
+
+Loading (``load_reference``) is strict: a missing or altered file, or a manifest entry
+made from another config than the registry's, is an error naming the file and the command
+that rebuilds it, never a silent retrain.
+
+Final metrics, for N = 1,000 generated digits from latents drawn with the fixed seed
+``EVAL_SEED`` (the same draws for every run of a latent size), scored with the shipped
+classifier: IS (10 splits), classes covered (>= 2 % of samples), KL of the class
+histogram to uniform, the mean confidence :math:`\mathbb{E}_x \max_y p(y \mid x)`, FID
+against all training digits and against the held-out digits, precision, recall, density
+and coverage (k = 5) against a fixed set of N training digits, and the memorisation
+distances (median distance from each digit to its nearest training digit, in the
+classifier's feature space and in pixels). ``real_digit_floors`` gives the same numbers
+for held-out real digits: the best a generator can be expected to score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..core.history import History
+from ..core.latent import generate, sample_latent
+from ..core.paths import PROJECT_ROOT
+from ..hessian.nu_gan import NuGANConfig
+from .classifier import (
+    CHECKPOINT_FORMAT as CLASSIFIER_FORMAT,
+)
+from .classifier import (
+    ClassifierConfig,
+    DigitClassifier,
+    classifier_from_payload,
+)
+from .fidelity import nearest_neighbour_distances, precision_recall_density_coverage
+from .metrics import IS_SPLITS, feature_statistics, fid_from_stats, score_digits
+from .mnist import MNISTData
+from .recipe import ImageGANConfig, build_networks
+
+FORMAT = 1  # of a shipped reference file; bump when its payload changes
+MANIFEST = "manifest.json"
+EVAL_SEED = 2026  # seeds the final evaluation's latents: the same draws for every run
+EVAL_SAMPLES = 1000  # N of the final evaluation
+PRDC_K = 5  # neighbours of precision, recall, density and coverage (both papers' k)
+REAL_SUBSET_SEED = 0  # picks the N training digits precision/recall compare against
+CLASSIFIER = "classifier"
+TINY = "tiny-dense"  # the cheap entry the test suite retrains
+TIME_KEYS = ("seconds", "spectrum_seconds")  # history values that depend on the clock
+NETWORKS = ("generator", "critic", "encoder")
+
+
+def pretrained_dir() -> Path:
+    """The tracked folder of shipped references (``GAN_UTILS_PRETRAINED`` moves it: tests)."""
+    override = os.environ.get("GAN_UTILS_PRETRAINED")
+    return Path(override).expanduser().resolve() if override else PROJECT_ROOT / "pretrained"
+
+
+def rebuild_command(name: str) -> str:
+    """The command that trains and writes reference ``name`` again."""
+    return f"make pretrain NAMES={name}  (or: python -m gan_utils.images.pretrain {name})"
+
+
+class ReferenceError(RuntimeError):
+    """A shipped reference is missing, altered or stale; the message names the fix."""
+
+
+# ---- the registry ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reference:
+    """One reference run: what it trains, the lesson that shows it, what it ships."""
+
+    name: str
+    lesson: str  # the notebook that shows it, e.g. "04_vanilla_gan"
+    summary: str  # one line for tables and --list
+    config: ImageGANConfig | None  # None: the classifier entry
+    networks: tuple[str, ...] = ("generator",)  # shipped networks, of NETWORKS
+    classifier: ClassifierConfig | None = None  # the classifier entry only
+    spectra_every: int | None = None  # steps between logged G and D Hessian spectra
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.pt"
+
+
+# The budgets, in generator steps at batch 64 (so that they do not change with the data).
+DCGAN = {  # lesson 04's DCGAN at the reference width, Adam as in the DCGAN paper
+    "architecture": "dcgan",
+    "size": "medium",
+    "batch_size": 64,
+    "num_steps": 10_000,
+    "steps_per_epoch": 500,
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "betas": (0.5, 0.999),
+    "lr_decay_from": 0.5,
+}
+DENSE = {  # lessons 04 and 06's dense pair (2 x 256), Adam at the lessons' dense rate
+    "architecture": "dense",
+    "size": "small",
+    "batch_size": 64,
+    "num_steps": 10_000,
+    "steps_per_epoch": 500,
+    "lr_g": 1e-3,
+    "lr_d": 1e-3,
+    "betas": (0.5, 0.999),
+    "lr_decay_from": 0.5,
+}
+DIST_GAN = {  # Dist-GAN on the DCGAN pair at the same budget (the paper's Adam and prior)
+    **DCGAN,
+    "method": "dist_gan",
+    "critic_normalization": "layer",
+    "latent_prior": "uniform",
+    "betas": (0.5, 0.9),
+    "lr_ae": 2e-4,
+}
+NU_GAN = {**DENSE, "method": "nu_gan", "nu": NuGANConfig()}  # lesson 06's NU-GAN, dense pair
+SPECTRA_EVERY = 1000  # the dense runs log G's and D's top Hessian eigenvalues (lesson 06)
+LONG = {**DCGAN, "num_steps": 20_000, "steps_per_epoch": 250, "lr_decay_from": None}
+
+
+def _runs() -> list[Reference]:
+    runs = [
+        Reference(
+            CLASSIFIER,
+            "03_mnist_classifier",
+            "the lesson-03 digit classifier that scores every reference",
+            None,
+            networks=(),
+            classifier=ClassifierConfig(),
+        )
+    ]
+
+    def add(name, lesson, summary, fields, seeds, networks=("generator",), spectra=None):
+        for latent in (1, 10):
+            for seed in seeds:
+                config = ImageGANConfig(**fields, latent_dim=latent, seed=seed)
+                runs.append(
+                    Reference(
+                        f"{name}-z{latent}-s{seed}",
+                        lesson,
+                        f"{summary}, latent {latent}, seed {seed}",
+                        config,
+                        networks,
+                        spectra_every=spectra,
+                    )
+                )
+
+    add("vanilla-dcgan", "04_vanilla_gan", "vanilla DCGAN", DCGAN, (0, 1, 2))
+    add(
+        "vanilla-dense", "04_vanilla_gan", "vanilla dense GAN", DENSE, (0, 1), spectra=SPECTRA_EVERY
+    )
+    add("distgan-dcgan", "05_dist_gan", "Dist-GAN (DCGAN)", DIST_GAN, (0, 1), NETWORKS[::2])
+    add("nugan-dense", "06_nu_gan_lanczos", "NU-GAN (dense)", NU_GAN, (0, 1), spectra=SPECTRA_EVERY)
+    runs.append(
+        Reference(
+            TINY,
+            "",
+            "a 300-step dense GAN that the test suite retrains and compares byte for byte",
+            ImageGANConfig(**{**DENSE, "num_steps": 300, "steps_per_epoch": 100}, latent_dim=10),
+        )
+    )
+    runs.append(
+        Reference(
+            "vanilla-dcgan-z1-long",
+            "04_vanilla_gan",
+            "vanilla DCGAN, latent 1, twice the budget, evaluated twice as often",
+            ImageGANConfig(**LONG, latent_dim=1, seed=0),
+        )
+    )
+    return runs
+
+
+REFERENCES: dict[str, Reference] = {r.name: r for r in _runs()}
+
+
+def get_reference(name: str) -> Reference:
+    """The registry entry ``name``; an unknown name lists the known ones."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a reference name (str), got {type(name).__name__}")
+    if name not in REFERENCES:
+        raise ValueError(f"name must be one of {list(REFERENCES)}, got {name!r}")
+    return REFERENCES[name]
+
+
+def references_for(lesson: str) -> list[Reference]:
+    """The references a lesson shows, in registry order."""
+    return [r for r in REFERENCES.values() if r.lesson == lesson]
+
+
+# ---- files and the manifest -----------------------------------------------------------------
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: Path | None = None) -> dict[str, Any]:
+    """``manifest.json`` of the shipped references: ``{"runs": {name: entry}}`` ({} if absent).
+
+    Raises:
+        ReferenceError: the file is not JSON or not a manifest, naming it.
+    """
+    path = (folder or pretrained_dir()) / MANIFEST
+    if not path.is_file():
+        return {"format": FORMAT, "runs": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReferenceError(
+            f"{path} is not valid JSON ({error}); restore it with `git checkout {MANIFEST}` "
+            "in pretrained/ or rebuild every reference with `make pretrain`"
+        ) from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), dict):
+        raise ReferenceError(f"{path} has no 'runs' mapping: it is not a reference manifest")
+    return manifest
+
+
+def write_manifest(manifest: dict[str, Any], folder: Path | None = None) -> Path:
+    """Write the manifest atomically, runs in registry order (stable diffs)."""
+    folder = folder or pretrained_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    order = list(REFERENCES)
+    runs = manifest.get("runs", {})
+    ordered = {
+        k: runs[k]
+        for k in sorted(
+            runs, key=lambda k: (k not in order, order.index(k) if k in order else 0, k)
+        )
+    }
+    text = json.dumps({**manifest, "format": FORMAT, "runs": ordered}, indent=1, sort_keys=False)
+    path = folder / MANIFEST
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def config_record(reference: Reference) -> dict[str, Any]:
+    """The registry's config of a reference as the manifest stores it (JSON types)."""
+    if reference.config is None:
+        return json.loads(json.dumps(dataclasses.asdict(reference.classifier)))
+    fields = dataclasses.asdict(reference.config)
+    fields.pop("device")
+    fields["spectra_every"] = reference.spectra_every  # a callback of the run, not the recipe's
+    return json.loads(json.dumps(fields))
+
+
+def stale_references(folder: Path | None = None) -> dict[str, str]:
+    """Shipped runs whose manifest entry no longer matches the registry: name -> why.
+
+    A run counts as stale when its stored config differs from the registry's (the fields
+    are named), when it ships other networks, or when the registry no longer has it.
+    Runs of the registry that are not shipped yet are not listed (``missing_references``).
+    """
+    runs = read_manifest(folder)["runs"]
+    classifier_files = runs.get(CLASSIFIER, {}).get("files", {})
+    classifier_sha = classifier_files.get(f"{CLASSIFIER}.pt", {}).get("sha256")
+    stale = {}
+    for name, entry in runs.items():
+        if name not in REFERENCES:
+            stale[name] = "no longer in the registry"
+            continue
+        wanted = config_record(REFERENCES[name])
+        stored = entry.get("config", {})
+        changed = sorted(k for k in {*wanted, *stored} if wanted.get(k) != stored.get(k))
+        if changed:
+            stale[name] = "config fields differ: " + ", ".join(changed)
+        elif set(entry.get("files", {})) != {REFERENCES[name].file_name}:
+            stale[name] = "it ships other files than the registry's"
+        elif name != CLASSIFIER and entry.get("classifier") != classifier_sha:
+            stale[name] = "it was scored with another classifier than the shipped one"
+    return stale
+
+
+def missing_references(folder: Path | None = None) -> list[str]:
+    """Registry entries with no manifest entry yet."""
+    runs = read_manifest(folder)["runs"]
+    return [name for name in REFERENCES if name not in runs]
+
+
+def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The shipped file of ``name`` and its manifest entry, checked against the manifest.
+
+    Raises:
+        ReferenceError: naming the file and ``rebuild_command(name)`` when the run is not
+            in the manifest, the file is missing, its sha256 differs from the manifest's
+            (altered or truncated), or the entry was made from another config.
+    """
+    reference = get_reference(name)
+    folder = folder or pretrained_dir()
+    path = folder / reference.file_name
+    entry = read_manifest(folder)["runs"].get(name)
+    fix = f"Rebuild it with `{rebuild_command(name)}`."
+    if entry is None:
+        raise ReferenceError(f"{path}: reference {name!r} is not in {folder / MANIFEST}. {fix}")
+    why = stale_references(folder).get(name)
+    if why is not None:
+        raise ReferenceError(
+            f"{path}: the shipped reference {name!r} was made from another config than the "
+            f"registry's ({why}). {fix}"
+        )
+    if not path.is_file():
+        raise ReferenceError(f"{path}: the shipped reference file is missing. {fix}")
+    expected = entry["files"][reference.file_name]["sha256"]
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ReferenceError(
+            f"{path}: sha256 {actual[:12]}... differs from the manifest's {expected[:12]}... "
+            f"(the file is altered or truncated). Restore it with `git checkout {path.name}` "
+            f"in pretrained/, or {fix[0].lower()}{fix[1:]}"
+        )
+    return path, entry
+
+
+# ---- payloads -----------------------------------------------------------------------------
+def clock_free_history(history: History) -> str:
+    """The history rows without the values that depend on the clock (``TIME_KEYS``), as
+    JSON text: pickling the rows themselves would depend on which Python objects they
+    share (a resumed run's rows come from a checkpoint), so the bytes would differ."""
+    rows = [{k: _plain(v) for k, v in row.items() if k not in TIME_KEYS} for row in history.rows]
+    return json.dumps(rows)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic, Tensor)):
+        return value.item()
+    return value
+
+
+def run_payload(
+    name: str, config: ImageGANConfig, networks: dict[str, nn.Module], history: History
+) -> dict:
+    """What ``pretrained/<name>.pt`` holds for a GAN run (nothing that depends on the clock)."""
+    reference = get_reference(name)
+    return {
+        "format": FORMAT,
+        "name": name,
+        "config": config_record(reference),
+        "networks": {
+            key: {k: v.detach().cpu().clone() for k, v in networks[key].state_dict().items()}
+            for key in reference.networks
+        },
+        "history": clock_free_history(history),
+    }
+
+
+def config_from_record(record: dict[str, Any]) -> ImageGANConfig:
+    """The ``ImageGANConfig`` of a stored config record (on the CPU)."""
+    fields = {k: v for k, v in record.items() if k != "spectra_every"}
+    return ImageGANConfig(**{**fields, "device": "cpu"})
+
+
+@dataclass
+class LoadedReference:
+    """A shipped reference run rebuilt in today's architecture."""
+
+    name: str
+    config: ImageGANConfig
+    generator: nn.Module  # evaluation mode
+    history: History
+    metrics: dict[str, Any]  # the manifest's final metrics
+    entry: dict[str, Any]  # the whole manifest entry (data, wall time, machine, ...)
+    encoder: nn.Module | None = None
+    critic: nn.Module | None = None
+    path: Path | None = None
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(epochs, values) of a metric evaluated during training, e.g. ``"is_mean"``."""
+        rows = [r for r in self.history.rows if "epoch" in r and key in r]
+        if not rows:
+            raise KeyError(f"no evaluations of {key!r} in the history of {self.name}")
+        return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
+
+
+def networks_from_payload(
+    payload: dict, device: str | torch.device = "cpu"
+) -> dict[str, nn.Module]:
+    """Today's networks for a payload's config, with its weights (evaluation mode)."""
+    config = config_from_record(payload["config"])
+    with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep the RNG
+        pair, encoder = build_networks(config)
+    built = {"generator": pair.generator, "critic": pair.critic, "encoder": encoder}
+    networks = {}
+    for key, state in payload["networks"].items():
+        network = built[key]
+        network.load_state_dict(state)
+        networks[key] = network.to(device).eval()
+    return networks
+
+
+def load_reference(
+    name: str, device: str | torch.device = "cpu", folder: Path | None = None
+) -> LoadedReference:
+    """The shipped reference ``name``, verified (``verified_path``) and rebuilt.
+
+    Raises:
+        ReferenceError: as ``verified_path``, or when the file does not load into today's
+            networks (naming the file and the rebuild command).
+    """
+    reference = get_reference(name)
+    if reference.config is None:
+        raise ValueError(
+            f"name must be a GAN reference, got {name!r}: use load_reference_classifier()"
+        )
+    path, entry = verified_path(name, folder)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"format {payload.get('format')!r}, expected {FORMAT}")
+        networks = networks_from_payload(payload, device)
+    except Exception as error:
+        raise ReferenceError(
+            f"{path} does not load into today's networks ({error}). "
+            f"Rebuild it with `{rebuild_command(name)}`."
+        ) from error
+    config = config_from_record(payload["config"])
+    return LoadedReference(
+        name=name,
+        config=config,
+        generator=networks["generator"],
+        history=History(json.loads(payload["history"])),
+        metrics=dict(entry.get("metrics", {})),
+        entry=entry,
+        encoder=networks.get("encoder"),
+        critic=networks.get("critic"),
+        path=path,
+    )
+
+
+def classifier_payload(model: DigitClassifier) -> dict:
+    """What ``pretrained/classifier.pt`` holds: the classifier's checkpoint without its
+    training wall time (which goes to the manifest)."""
+    record = model.record
+    return {
+        "format": CLASSIFIER_FORMAT,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "config": record.config,
+        "data": record.data,
+        "source": record.source,
+        "n_train": record.n_train,
+        "n_test": record.n_test,
+        "test_accuracy": record.test_accuracy,
+        "history": clock_free_history(record.history),
+    }
+
+
+def load_reference_classifier(
+    device: str | torch.device = "cpu", folder: Path | None = None
+) -> DigitClassifier:
+    """The shipped lesson-03 classifier that scores every reference (verified)."""
+    path, _ = verified_path(CLASSIFIER, folder)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        return classifier_from_payload(payload, path, device)
+    except Exception as error:
+        raise ReferenceError(
+            f"{path} does not load into today's classifier ({error}). "
+            f"Rebuild it with `{rebuild_command(CLASSIFIER)}`."
+        ) from error
+
+
+# ---- final metrics -------------------------------------------------------------------------
+@dataclass
+class RealDigits:
+    """The real digits every reference is compared with, and their classifier features."""
+
+    train: Tensor  # (n_train, 1, 28, 28)
+    test: Tensor  # (n_test, 1, 28, 28)
+    train_features: np.ndarray  # (n_train, F) float64
+    test_features: np.ndarray
+    subset: np.ndarray  # indices of the N training digits of precision / recall
+    source: str
+    n_train: int
+    fingerprint: str
+
+    @classmethod
+    def build(cls, classifier: DigitClassifier, train: MNISTData, test: MNISTData) -> RealDigits:
+        features = lambda x: classifier.features(x).double().numpy()  # noqa: E731
+        rng = np.random.default_rng(REAL_SUBSET_SEED)
+        n = min(EVAL_SAMPLES, len(train))
+        return cls(
+            train=train.images,
+            test=test.images,
+            train_features=features(train.images),
+            test_features=features(test.images),
+            subset=np.sort(rng.choice(len(train), size=n, replace=False)),
+            source=train.source,
+            n_train=len(train),
+            fingerprint=train.fingerprint,
+        )
+
+
+def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) -> dict[str, Any]:
+    """Every final metric of a set of digit images (module docstring), as plain numbers."""
+    metrics, counts = score_digits(images, classifier, splits=IS_SPLITS)
+    probs = classifier.logits(images).double().softmax(dim=1)
+    features = classifier.features(images).double().numpy()
+    stats = feature_statistics(features)
+    train_stats = feature_statistics(real.train_features)
+    test_stats = feature_statistics(real.test_features)
+    prdc = precision_recall_density_coverage(real.train_features[real.subset], features, k=PRDC_K)
+    flat = images.reshape(images.shape[0], -1).double().numpy()
+    train_flat = real.train.reshape(real.train.shape[0], -1).double().numpy()
+    return {
+        **{k: float(v) if isinstance(v, float) else v for k, v in metrics.items()},
+        "confidence": float(probs.max(dim=1).values.mean()),
+        "fid_train": fid_from_stats(stats.mean, stats.cov, train_stats.mean, train_stats.cov),
+        "fid_test": fid_from_stats(stats.mean, stats.cov, test_stats.mean, test_stats.cov),
+        **{k: float(v) for k, v in prdc.items()},
+        "nn_feature_median": float(
+            np.median(nearest_neighbour_distances(features, real.train_features))
+        ),
+        "nn_pixel_median": float(np.median(nearest_neighbour_distances(flat, train_flat))),
+        "class_counts": [int(c) for c in counts],
+    }
+
+
+def evaluation_latents(config: ImageGANConfig) -> Tensor:
+    """The fixed latents of the final evaluation (``EVAL_SEED``, the config's prior)."""
+    rng = torch.Generator().manual_seed(EVAL_SEED)
+    return sample_latent(EVAL_SAMPLES, config.latent_dim, config.latent_prior, rng=rng)
+
+
+def final_metrics(
+    generator: nn.Module, config: ImageGANConfig, classifier: DigitClassifier, real: RealDigits
+) -> dict[str, Any]:
+    """The final metrics of a generator at the fixed evaluation draws."""
+    return score_images(generate(generator, evaluation_latents(config)), classifier, real)
+
+
+def real_digit_floors(classifier: DigitClassifier, real: RealDigits) -> dict[str, Any]:
+    """The final metrics of N held-out real digits: what a perfect generator would score.
+
+    FID against the held-out digits is taken from N training digits instead (the
+    held-out set against itself would be 0).
+    """
+    n = min(EVAL_SAMPLES, real.test.shape[0])
+    floors = score_images(real.test[:n], classifier, real)
+    train_part = real.train_features[real.subset]
+    part = feature_statistics(train_part)
+    test_stats = feature_statistics(real.test_features)
+    floors["fid_test"] = fid_from_stats(part.mean, part.cov, test_stats.mean, test_stats.cov)
+    return floors
+
+
+def metrics_match(
+    recorded: dict[str, Any], measured: dict[str, Any], rtol: float = 1e-5
+) -> list[str]:
+    """Keys whose values differ by more than ``rtol`` (relative) between two metric sets."""
+    bad = []
+    for key, value in recorded.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            other = measured.get(key)
+            if other is None or not math.isclose(value, other, rel_tol=rtol, abs_tol=1e-9):
+                bad.append(key)
+        elif value != measured.get(key):
+            bad.append(key)
+    return bad
+
+
+__all__ = [
+    "CLASSIFIER",
+    "TINY",
+    "EVAL_SAMPLES",
+    "EVAL_SEED",
+    "REFERENCES",
+    "LoadedReference",
+    "RealDigits",
+    "Reference",
+    "ReferenceError",
+    "classifier_payload",
+    "config_record",
+    "final_metrics",
+    "get_reference",
+    "load_reference",
+    "load_reference_classifier",
+    "metrics_match",
+    "missing_references",
+    "pretrained_dir",
+    "read_manifest",
+    "real_digit_floors",
+    "rebuild_command",
+    "references_for",
+    "run_payload",
+    "score_images",
+    "stale_references",
+    "verified_path",
+    "write_manifest",
+]
