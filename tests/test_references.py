@@ -28,14 +28,17 @@ from gan_utils.images.references import (
     ReferenceError,
     final_metrics,
     get_reference,
+    group_statistics,
     load_reference,
     load_reference_classifier,
     metrics_match,
     pretrained_dir,
     read_manifest,
     references_for,
+    seed_group,
     sha256_of,
     stale_references,
+    verdict,
     verified_path,
     write_manifest,
 )
@@ -291,3 +294,38 @@ def test_the_manifest_is_written_atomically_in_registry_order(tmp_path):
 
 def test_the_pretrain_module_documents_its_command():
     assert "python -m gan_utils.images.pretrain" in pretrain_module.__doc__
+
+
+# ---- groups and verdicts --------------------------------------------------------------------
+def test_seed_groups_follow_the_registry():
+    assert seed_group("vanilla-dcgan", 10) == [f"vanilla-dcgan-z10-s{s}" for s in (0, 1, 2)]
+    with pytest.raises(ValueError, match="vanilla-dcgan"):
+        seed_group("vanilla-dcgann", 10)
+    with pytest.raises(TypeError, match="latent_dim"):
+        seed_group("vanilla-dcgan", 1.0)
+
+
+def test_the_verdict_needs_a_gap_of_twice_the_pooled_spread():
+    # two seeds a side, each with sample std sqrt(2): pooled sqrt(2), threshold 2.83
+    assert verdict([2.8, 4.8], [0.0, 2.0]) == "no difference at this budget"
+    assert verdict([2.9, 4.9], [0.0, 2.0]) == "better"
+    assert verdict([2.9, 4.9], [0.0, 2.0], higher_is_better=False) == "worse"
+    # unequal sizes: s_p^2 = (2 * 1 + 1 * 4) / 3 = 2
+    a, b = [0.0, 1.0, 2.0], [10.0, 10.0 + 2 * 2**0.5]
+    gap = abs(np_mean(a) - np_mean(b))
+    assert gap > 2 * 2**0.5 and verdict(a, b) == "worse"
+    assert verdict([1.0], [0.0, 0.1]) == "too few seeds"
+
+
+def np_mean(values):
+    return sum(values) / len(values)
+
+
+def test_group_statistics_are_mean_and_sample_std_of_the_manifest(tmp_path):
+    runs = {
+        f"vanilla-dcgan-z10-s{s}": {"metrics": {"is_mean": v}}
+        for s, v in enumerate([7.0, 8.0, 9.0])
+    }
+    write_manifest({"runs": runs}, tmp_path)
+    stats = group_statistics(seed_group("vanilla-dcgan", 10), ["is_mean"], tmp_path)
+    assert stats["is_mean"] == pytest.approx((8.0, 1.0, 3))

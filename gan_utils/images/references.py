@@ -37,6 +37,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_int
 from ..core.history import History
 from ..core.latent import generate, sample_latent
 from ..core.paths import PROJECT_ROOT
@@ -574,6 +576,60 @@ def real_digit_floors(classifier: DigitClassifier, real: RealDigits) -> dict[str
     return floors
 
 
+# ---- groups of seeds -------------------------------------------------------------------------
+def seed_group(prefix: str, latent_dim: int) -> list[str]:
+    """The registry names of one (method, latent size) pair over its seeds, e.g.
+    ``seed_group("vanilla-dcgan", 10)`` -> ["vanilla-dcgan-z10-s0", ...]."""
+    check_int("latent_dim", latent_dim, minimum=1)
+    names = [n for n in REFERENCES if n.startswith(f"{prefix}-z{latent_dim}-s")]
+    if not names:
+        known = sorted({n.rsplit("-z", 1)[0] for n in REFERENCES if "-z" in n})
+        raise ValueError(
+            f"prefix must be one of {known} with a latent size they have, got {prefix!r} "
+            f"and latent_dim={latent_dim}"
+        )
+    return names
+
+
+def group_statistics(
+    names: Sequence[str], keys: Sequence[str], folder: Path | None = None
+) -> dict[str, tuple[float, float, int]]:
+    """key -> (mean, standard deviation with ddof 1 (NaN for one run), number of runs) of the
+    manifest's final metrics over the shipped runs among ``names``."""
+    runs = read_manifest(folder)["runs"]
+    shipped = [runs[n]["metrics"] for n in names if n in runs]
+    out = {}
+    for key in keys:
+        values = np.array([float(m[key]) for m in shipped], dtype=float)
+        std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        out[key] = (float(values.mean()) if len(values) else float("nan"), std, len(values))
+    return out
+
+
+def verdict(
+    method: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True
+) -> str:
+    """ "better", "worse" or "no difference at this budget" for a method against its baseline.
+
+    "better" / "worse" only when the gap of the means exceeds twice the pooled standard
+    deviation over seeds, s_p = sqrt(((n1 - 1) s1^2 + (n2 - 1) s2^2) / (n1 + n2 - 2)); with
+    fewer than two runs on either side there is no spread to compare with, and no verdict
+    ("no difference at this budget" is not claimed either: "too few seeds").
+    """
+    a, b = np.asarray(method, dtype=float), np.asarray(baseline, dtype=float)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError("method and baseline must be 1-D sequences of per-seed values")
+    if len(a) < 2 or len(b) < 2:
+        return "too few seeds"
+    pooled = math.sqrt(
+        ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
+    )
+    gap = float(a.mean() - b.mean()) * (1 if higher_is_better else -1)
+    if abs(gap) <= 2 * pooled:
+        return "no difference at this budget"
+    return "better" if gap > 0 else "worse"
+
+
 def metrics_match(
     recorded: dict[str, Any], measured: dict[str, Any], rtol: float = 1e-5
 ) -> list[str]:
@@ -603,6 +659,9 @@ __all__ = [
     "config_record",
     "final_metrics",
     "get_reference",
+    "group_statistics",
+    "seed_group",
+    "verdict",
     "load_reference",
     "load_reference_classifier",
     "metrics_match",
