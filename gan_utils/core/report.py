@@ -43,7 +43,9 @@ from .paths import PROJECT_ROOT, runs_dir
 
 RESULTS_FILE = "results.json"
 # Tracked paths whose changes are outputs of a run, not its code (see dirty_paths).
-OUTPUT_PATHS = ("figures/", "runs/", "artifacts/", "data/", "README.md")
+# Outputs, not code: a run id's "+dirty" ignores them. pretrained/ holds the shipped
+# reference models, which carry their own provenance (manifest: sha256, commit, machine).
+OUTPUT_PATHS = ("figures/", "runs/", "artifacts/", "data/", "README.md", "pretrained/")
 RUN_ID_PATTERN = re.compile(
     r"^(?:(?P<lesson>[^@/]+)@)?(?P<commit>[0-9a-f]{4,40}|unknown)(?P<dirty>\+dirty)?"
     r"@(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$"
