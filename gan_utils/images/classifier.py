@@ -382,21 +382,7 @@ def load_or_train_classifier(
         print(f"Training the digit classifier ({reason}).")
     model = train_classifier(train_data, test_data, config, device=device, verbose=verbose)
     record = model.record
-    save_checkpoint(
-        path,
-        {
-            "format": CHECKPOINT_FORMAT,
-            "model": model.state_dict(),
-            "config": record.config,
-            "data": record.data,
-            "source": record.source,
-            "n_train": record.n_train,
-            "n_test": record.n_test,
-            "test_accuracy": record.test_accuracy,
-            "train_seconds": record.train_seconds,
-            "history": record.history.to_list(),
-        },
-    )
+    save_checkpoint(path, classifier_payload(model))
     record.path = path
     if verbose:
         print(
@@ -429,6 +415,26 @@ def _read_matching(
         )
         return None, f"the checkpoint was made with other settings ({', '.join(changed)})"
     return checkpoint, ""
+
+
+def classifier_payload(model: DigitClassifier, shipped: bool = False) -> dict:
+    """A classifier checkpoint's contents. ``shipped``: without the training wall time and
+    with the history as JSON text, so that the bytes depend neither on the clock nor on
+    which Python objects the history shares (the reference models' classifier)."""
+    record = model.record
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "config": record.config,
+        "data": record.data,
+        "source": record.source,
+        "n_train": record.n_train,
+        "n_test": record.n_test,
+        "test_accuracy": record.test_accuracy,
+    }
+    if shipped:
+        return {**payload, "history": json.dumps(record.history.to_list())}
+    return {**payload, "train_seconds": record.train_seconds, "history": record.history.to_list()}
 
 
 def _rows(history: list | str) -> list:

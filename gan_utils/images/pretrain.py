@@ -51,7 +51,7 @@ from ..core.report import git_state
 from ..core.runtime import get_device
 from ..core.workers import run_in_workers
 from ..hessian.spectra import spectrum_callback
-from .classifier import load_or_train_classifier
+from .classifier import classifier_payload, load_or_train_classifier
 from .metrics import feature_statistics
 from .mnist import load_mnist
 from .recipe import train_image_gan
@@ -60,7 +60,6 @@ from .references import (
     REFERENCES,
     RealDigits,
     ReferenceError,
-    classifier_payload,
     config_record,
     final_metrics,
     get_reference,
@@ -146,7 +145,7 @@ def train_classifier_reference(folder: Path, device: str, threads: int) -> dict[
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    path = save_checkpoint(folder / reference.file_name, classifier_payload(model))
+    path = save_checkpoint(folder / reference.file_name, classifier_payload(model, shipped=True))
     return {
         "name": CLASSIFIER,
         **_entry(

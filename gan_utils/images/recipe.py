@@ -494,10 +494,17 @@ class ImageRun:
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(epochs, values) of an evaluated metric, e.g. ``"is_mean"``."""
-        rows = [r for r in self.history.rows if "epoch" in r and key in r]
-        if not rows:
-            raise KeyError(f"no evaluations of {key!r} in this run's history")
-        return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
+        return evaluated_series(self.history, key)
+
+
+def evaluated_series(
+    history: History, key: str, where: str = "this run's history"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of a metric the per-epoch evaluator logged, e.g. ``"is_mean"``."""
+    rows = [r for r in history.rows if "epoch" in r and key in r]
+    if not rows:
+        raise KeyError(f"no evaluations of {key!r} in {where}")
+    return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
 
 
 def _evaluator(
@@ -802,6 +809,7 @@ __all__ = [
     "build_dist_gan",
     "build_networks",
     "config_differences",
+    "evaluated_series",
     "dist_gan_image_config",
     "latent_prior_of",
     "lesson04_config",

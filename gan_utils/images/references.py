@@ -52,9 +52,6 @@ from ..core.latent import generate, sample_latent
 from ..core.paths import PROJECT_ROOT
 from ..hessian.nu_gan import NuGANConfig
 from .classifier import (
-    CHECKPOINT_FORMAT as CLASSIFIER_FORMAT,
-)
-from .classifier import (
     ClassifierConfig,
     DigitClassifier,
     classifier_from_payload,
@@ -62,7 +59,7 @@ from .classifier import (
 from .fidelity import nearest_neighbour_distances, precision_recall_density_coverage
 from .metrics import IS_SPLITS, feature_statistics, fid_from_stats, score_digits
 from .mnist import MNISTData
-from .recipe import ImageGANConfig, build_networks
+from .recipe import ImageGANConfig, build_networks, evaluated_series
 
 FORMAT = 1  # of a shipped reference file; bump when its payload changes
 MANIFEST = "manifest.json"
@@ -399,10 +396,7 @@ class LoadedReference:
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(epochs, values) of a metric evaluated during training, e.g. ``"is_mean"``."""
-        rows = [r for r in self.history.rows if "epoch" in r and key in r]
-        if not rows:
-            raise KeyError(f"no evaluations of {key!r} in the history of {self.name}")
-        return np.array([r["epoch"] for r in rows]), np.array([float(r[key]) for r in rows])
+        return evaluated_series(self.history, key, f"the history of {self.name}")
 
 
 def networks_from_payload(
@@ -458,23 +452,6 @@ def load_reference(
         critic=networks.get("critic"),
         path=path,
     )
-
-
-def classifier_payload(model: DigitClassifier) -> dict:
-    """What ``pretrained/classifier.pt`` holds: the classifier's checkpoint without its
-    training wall time (which goes to the manifest)."""
-    record = model.record
-    return {
-        "format": CLASSIFIER_FORMAT,
-        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "config": record.config,
-        "data": record.data,
-        "source": record.source,
-        "n_train": record.n_train,
-        "n_test": record.n_test,
-        "test_accuracy": record.test_accuracy,
-        "history": clock_free_history(record.history),
-    }
 
 
 def load_reference_classifier(
@@ -655,7 +632,6 @@ __all__ = [
     "RealDigits",
     "Reference",
     "ReferenceError",
-    "classifier_payload",
     "config_record",
     "final_metrics",
     "get_reference",
