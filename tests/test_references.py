@@ -159,6 +159,9 @@ def test_each_shipped_run_loads_and_reproduces_its_recorded_metrics(name, shippe
     assert not metrics_match(entry["metrics"], measured, rtol=1e-5), (entry["metrics"], measured)
     evaluated = [r for r in reference.history.rows if "epoch" in r and "is_mean" in r]
     assert len(evaluated) == reference.config.epochs
+    stored = torch.load(SHIPPED / f"{name}.pt", weights_only=False)["networks"]["generator"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    assert all(p.dtype == torch.float32 for p in reference.generator.parameters())
 
 
 def test_the_real_digit_floors_are_recorded_and_plausible():

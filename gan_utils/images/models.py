@@ -30,7 +30,14 @@ Weights start from N(0, 0.02) and biases from 0, as in the DCGAN paper and the
 repository. ``DCGAN_SIZES["repository"]`` is the repository's network (b = 128, a
 1,024-unit dense layer: about 13 M parameters in G and 13 M in D);
 ``DCGAN_SIZES["small"]`` (b = 16, no dense layer: 15-30 k parameters in G for z of
-1-10, 10 k in D) is the lesson's CPU default.
+1-10, 10 k in D) is the lesson's CPU default for a live run of a few minutes;
+``DCGAN_SIZES["reference"]`` (b = 32 and a 128-unit dense layer: about 440 k parameters in
+G and 430 k in D, the repository's layout at a quarter of its widths) is the size of the
+reference models trained to convergence (``gan_utils.images.references``). The dense layer
+matters: on the 4,000 bundled digits, b = 32 without it plateaued at IS 6.5 (FID 90)
+after 6,000 steps, and b = 64 without it at IS 6.7 (FID 94) after 8,000; with a 256-unit
+layer b = 32 reached IS 7.9 (FID 28) after 3,000 steps and with a 64-unit one IS 7.1
+after 2,500 (seed 0, latent 10, batch 64, Adam 2e-4).
 
 What we reproduce from the repository and what we change on purpose: its layers, widths,
 kernel sizes, batch norm placement and initialisation are kept (and its training setting,
@@ -70,7 +77,7 @@ DENSE_SIZES: dict[str, dict[str, int]] = {
 }
 DCGAN_SIZES: dict[str, dict[str, int]] = {
     "small": {"base_width": 16, "hidden_width": 0},  # the lesson's CPU default
-    "medium": {"base_width": 32, "hidden_width": 0},  # the reference models' width
+    "reference": {"base_width": 32, "hidden_width": 128},  # the reference models' DCGAN
     "repository": {"base_width": 128, "hidden_width": 1024},  # NUGAN-DISTGAN GAN_MNIST.ipynb
 }
 SIZES = {"dense": DENSE_SIZES, "dcgan": DCGAN_SIZES}

@@ -57,6 +57,7 @@ from .mnist import load_mnist
 from .recipe import train_image_gan
 from .references import (
     CLASSIFIER,
+    FORMAT,
     REFERENCES,
     RealDigits,
     ReferenceError,
@@ -65,6 +66,7 @@ from .references import (
     get_reference,
     load_reference_classifier,
     metrics_match,
+    networks_from_payload,
     pretrained_dir,
     read_manifest,
     real_digit_floors,
@@ -225,10 +227,10 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
     )
     seconds = before + time.perf_counter() - start
     networks = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
-    path = save_checkpoint(
-        folder / reference.file_name, run_payload(name, config, networks, run.history)
-    )
-    metrics = final_metrics(run.generator.cpu(), config, classifier, real)
+    payload = run_payload(name, config, networks, run.history)
+    path = save_checkpoint(folder / reference.file_name, payload)
+    shipped = networks_from_payload(payload)["generator"]  # the rounded weights, as shipped
+    metrics = final_metrics(shipped, config, classifier, real)
     shutil.rmtree(work, ignore_errors=True)  # the shipped file is the result now
     return {
         "name": name,
@@ -244,6 +246,7 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
             seed=config.seed,
             metrics=metrics,
             classifier=identity["classifier"],
+            format=FORMAT,
         ),
     }
 

@@ -104,7 +104,7 @@ class ImageGANConfig:
     method: str = "gan"  # "gan" (a loss variant), "dist_gan" or "nu_gan" (the NU-GAN hook)
     variant: str = "non_saturating"  # loss variant of gan_utils.core.variants ("gan", "nu_gan")
     architecture: str = "dcgan"  # "dense" or "dcgan" (gan_utils.images.models)
-    size: str = "small"  # dense: "small" / "large"; dcgan: "small" / "repository"
+    size: str = "small"  # dense: "small" / "large"; dcgan: "small" / "reference" / "repository"
     output: str = "tanh"  # generator output: "tanh" or "sigmoid" (2 sigma - 1; dense only)
     critic_normalization: str = "batch"  # DCGAN critic: "batch", "layer" or "none"
     image_shape: tuple[int, int, int] = MNIST_SHAPE  # (C, H, W) of the images

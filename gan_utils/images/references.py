@@ -61,7 +61,8 @@ from .metrics import IS_SPLITS, feature_statistics, fid_from_stats, score_digits
 from .mnist import MNISTData
 from .recipe import ImageGANConfig, build_networks, evaluated_series
 
-FORMAT = 1  # of a shipped reference file; bump when its payload changes
+FORMAT = 2  # of a shipped reference file; bump when its payload changes
+STORED_DTYPE = torch.float16  # shipped weights: half the bytes; the networks run in float32
 MANIFEST = "manifest.json"
 EVAL_SEED = 2026  # seeds the final evaluation's latents: the same draws for every run
 EVAL_SAMPLES = 1000  # N of the final evaluation
@@ -107,11 +108,11 @@ class Reference:
 
 
 # The budgets, in generator steps at batch 64 (so that they do not change with the data).
-DCGAN = {  # lesson 04's DCGAN at the reference width, Adam as in the DCGAN paper
+DCGAN = {  # lesson 04's DCGAN at the reference size, Adam as in the DCGAN paper
     "architecture": "dcgan",
-    "size": "medium",
+    "size": "reference",
     "batch_size": 64,
-    "num_steps": 10_000,
+    "num_steps": 6_000,
     "steps_per_epoch": 500,
     "lr_g": 2e-4,
     "lr_d": 2e-4,
@@ -139,7 +140,7 @@ DIST_GAN = {  # Dist-GAN on the DCGAN pair at the same budget (the paper's Adam 
 }
 NU_GAN = {**DENSE, "method": "nu_gan", "nu": NuGANConfig()}  # lesson 06's NU-GAN, dense pair
 SPECTRA_EVERY = 1000  # the dense runs log G's and D's top Hessian eigenvalues (lesson 06)
-LONG = {**DCGAN, "num_steps": 20_000, "steps_per_epoch": 250, "lr_decay_from": None}
+LONG = {**DCGAN, "num_steps": 15_000, "steps_per_epoch": 250, "lr_decay_from": None}
 
 
 def _runs() -> list[Reference]:
@@ -291,6 +292,8 @@ def stale_references(folder: Path | None = None) -> dict[str, str]:
         changed = sorted(k for k in {*wanted, *stored} if wanted.get(k) != stored.get(k))
         if changed:
             stale[name] = "config fields differ: " + ", ".join(changed)
+        elif name != CLASSIFIER and entry.get("format") != FORMAT:
+            stale[name] = f"its file has format {entry.get('format')!r}, this code reads {FORMAT}"
         elif set(entry.get("files", {})) != {REFERENCES[name].file_name}:
             stale[name] = "it ships other files than the registry's"
         elif name != CLASSIFIER and entry.get("classifier") != classifier_sha:
@@ -356,17 +359,26 @@ def _plain(value: Any) -> Any:
 def run_payload(
     name: str, config: ImageGANConfig, networks: dict[str, nn.Module], history: History
 ) -> dict:
-    """What ``pretrained/<name>.pt`` holds for a GAN run (nothing that depends on the clock)."""
+    """What ``pretrained/<name>.pt`` holds for a GAN run (nothing that depends on the clock).
+
+    Floating-point weights and buffers are stored in ``STORED_DTYPE`` (float16: half the
+    bytes, a relative rounding of at most 2^-11); loading copies them into float32 networks.
+    The shipped model *is* the rounded one: its final metrics are measured after rounding.
+    """
     reference = get_reference(name)
     return {
         "format": FORMAT,
         "name": name,
         "config": config_record(reference),
-        "networks": {
-            key: {k: v.detach().cpu().clone() for k, v in networks[key].state_dict().items()}
-            for key in reference.networks
-        },
+        "networks": {key: _stored(networks[key]) for key in reference.networks},
         "history": clock_free_history(history),
+    }
+
+
+def _stored(network: nn.Module) -> dict[str, Tensor]:
+    return {
+        k: v.detach().cpu().to(STORED_DTYPE) if v.is_floating_point() else v.detach().cpu().clone()
+        for k, v in network.state_dict().items()
     }
 
 
