@@ -188,7 +188,7 @@ def _runs() -> list[Reference]:
         Reference(
             "vanilla-dcgan-z1-long",
             "04_vanilla_gan",
-            "vanilla DCGAN, latent 1, twice the budget, evaluated twice as often",
+            "vanilla DCGAN, latent 1, 2.5 times the budget, evaluated twice as often",
             ImageGANConfig(**LONG, latent_dim=1, seed=0),
         )
     )
@@ -248,6 +248,9 @@ def write_manifest(manifest: dict[str, Any], folder: Path | None = None) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     order = list(REFERENCES)
     runs = manifest.get("runs", {})
+    for name, entry in runs.items():  # registry facts, not the run's: always today's
+        if name in REFERENCES:
+            entry.update(lesson=REFERENCES[name].lesson, summary=REFERENCES[name].summary)
     ordered = {
         k: runs[k]
         for k in sorted(
