@@ -518,7 +518,6 @@ class RealDigits:
 def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) -> dict[str, Any]:
     """Every final metric of a set of digit images (module docstring), as plain numbers."""
     metrics, counts = score_digits(images, classifier, splits=IS_SPLITS)
-    probs = classifier.logits(images).double().softmax(dim=1)
     features = classifier.features(images).double().numpy()
     stats = feature_statistics(features)
     train_stats = feature_statistics(real.train_features)
@@ -528,7 +527,6 @@ def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) 
     train_flat = real.train.reshape(real.train.shape[0], -1).double().numpy()
     return {
         **{k: float(v) if isinstance(v, float) else v for k, v in metrics.items()},
-        "confidence": float(probs.max(dim=1).values.mean()),
         "fid_train": fid_from_stats(stats.mean, stats.cov, train_stats.mean, train_stats.cov),
         "fid_test": fid_from_stats(stats.mean, stats.cov, test_stats.mean, test_stats.cov),
         **{k: float(v) for k, v in prdc.items()},
