@@ -200,6 +200,7 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
     work = artifacts_dir("pretrain", name)
     checkpoint = work / "checkpoint.pt"
     identity = {
+        "code": git_state().split("+")[0],  # a checkpoint of other code is not resumed
         "config": config_record(reference),
         "device": str(get_device(device)),
         "threads": threads,
@@ -258,8 +259,9 @@ def _classifier_sha(folder: Path) -> str:
 def _resumable(work: Path, identity: dict[str, Any], name: str) -> tuple[Path | None, float]:
     """(checkpoint to resume from or None, wall seconds already spent) for a run's folder.
 
-    The folder's ``run.json`` names the config, device, threads and classifier its
-    checkpoint was made with; a checkpoint of anything else is discarded with a message.
+    The folder's ``run.json`` names the code commit, config, device, threads and
+    classifier its checkpoint was made with; a checkpoint of anything else is discarded
+    with a message (a resumed run is bit-identical only with the same code).
     """
     checkpoint, record = work / "checkpoint.pt", work / "run.json"
     stored = json.loads(record.read_text()) if record.is_file() else None
