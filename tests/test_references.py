@@ -17,12 +17,13 @@ import torch
 
 from gan_utils.images import pretrain as pretrain_module
 from gan_utils.images.mnist import load_mnist
-from gan_utils.images.pretrain import STOP_AT, check, machine, main, pretrain
+from gan_utils.images.pretrain import STOP_AT, check, machine, main, pretrain, reference_run
 from gan_utils.images.references import (
     CLASSIFIER,
     EVAL_SAMPLES,
     MANIFEST,
     REFERENCES,
+    TABLE_COLUMNS,
     TINY,
     RealDigits,
     ReferenceError,
@@ -34,6 +35,8 @@ from gan_utils.images.references import (
     metrics_match,
     pretrained_dir,
     read_manifest,
+    reference_rows,
+    reference_table_markdown,
     references_for,
     seed_group,
     sha256_of,
@@ -332,3 +335,23 @@ def test_group_statistics_are_mean_and_sample_std_of_the_manifest(tmp_path):
     write_manifest({"runs": runs}, tmp_path)
     stats = group_statistics(seed_group("vanilla-dcgan", 10), ["is_mean"], tmp_path)
     assert stats["is_mean"] == pytest.approx((8.0, 1.0, 3))
+
+
+def test_the_reference_table_shows_mean_and_spread_over_seeds_and_the_real_floor(tmp_path):
+    metrics = {key: 1.0 for key, _, _ in TABLE_COLUMNS}
+    runs = {
+        f"vanilla-dcgan-z10-s{s}": {"metrics": {**metrics, "is_mean": v}}
+        for s, v in enumerate([7.0, 8.0, 9.0])
+    }
+    write_manifest({"runs": runs}, tmp_path)
+    rows = reference_rows({"DCGAN z10": seed_group("vanilla-dcgan", 10)}, tmp_path)
+    assert rows[0]["seeds"] == 3 and rows[0]["is_mean_mean"] == pytest.approx(8.0)
+    text = reference_table_markdown(rows, floors={**metrics, "is_mean": 9.25})
+    lines = text.splitlines()
+    assert len(lines) == 4 and "8.00 ± 1.00" in lines[2] and "9.25" in lines[3]
+    assert lines[3].startswith("| real held-out digits")
+
+
+def test_reference_run_checks_its_switch():
+    with pytest.raises(TypeError, match="use_pretrained"):
+        reference_run(TINY, use_pretrained="yes")

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from ..core.checkpoints import load_checkpoint, save_checkpoint
+from ..core.checks import check_bool
 from ..core.loop import every
 from ..core.paths import artifacts_dir
 from ..core.report import git_state
@@ -59,11 +60,13 @@ from .references import (
     CLASSIFIER,
     FORMAT,
     REFERENCES,
+    LoadedReference,
     RealDigits,
     ReferenceError,
     config_record,
     final_metrics,
     get_reference,
+    load_reference,
     load_reference_classifier,
     metrics_match,
     networks_from_payload,
@@ -287,6 +290,37 @@ def train_reference(name: str, folder: str, device: str, threads: int) -> dict[s
     if name == CLASSIFIER:
         return train_classifier_reference(folder, device, threads)
     return train_gan_reference(name, folder, device, threads)
+
+
+# ---- for the lessons -----------------------------------------------------------------------
+def reference_run(
+    name: str, use_pretrained: bool = True, device: str = "auto", log=print
+) -> LoadedReference:
+    """A reference run for a lesson: the shipped one (verified, ``load_reference``), or with
+    ``use_pretrained=False`` trained here through the same recipe from the registry's config
+    (hours on a CPU, minutes on a GPU; nothing under ``pretrained/`` is written) and scored
+    with the shipped classifier at the same fixed draws."""
+    check_bool("use_pretrained", use_pretrained)
+    reference = get_reference(name)
+    if use_pretrained:
+        return load_reference(name)
+    config = dataclasses.replace(reference.config, device=str(get_device(device)))
+    log(f"{name}: training here ({config.num_steps:,} steps; use_pretrained=True loads it)")
+    train, test = _data()
+    classifier = load_reference_classifier()
+    real = RealDigits.build(classifier, train, test)
+    train_stats = feature_statistics(real.train_features)
+    run = train_image_gan(config, train.images, classifier, train_stats)
+    generator = run.generator.cpu().eval()
+    return LoadedReference(
+        name=name,
+        config=dataclasses.replace(config, device="cpu"),
+        generator=generator,
+        history=run.history,
+        metrics=final_metrics(generator, config, classifier, real),
+        entry={"data": _data_record(train, test), "wall_seconds": run.seconds},
+        encoder=run.encoder.cpu().eval() if run.encoder is not None else None,
+    )
 
 
 # ---- the command --------------------------------------------------------------------------

@@ -620,6 +620,59 @@ def verdict(
     return "better" if gap > 0 else "worse"
 
 
+# ---- tables ----------------------------------------------------------------------------------
+TABLE_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (metric, header, decimals)
+    ("is_mean", "IS ↑", 2),
+    ("classes_covered", "classes ↑", 1),
+    ("kl_to_uniform", "KL to uniform ↓", 3),
+    ("confidence", "confidence", 3),
+    ("fid_train", "FID vs train ↓", 1),
+    ("fid_test", "FID vs held-out ↓", 1),
+    ("precision", "precision ↑", 2),
+    ("recall", "recall ↑", 2),
+    ("nn_feature_median", "nearest train digit", 2),
+)
+
+
+def format_cell(mean: float, std: float, digits: int) -> str:
+    """``mean ± std`` with ``digits`` decimals (just the mean when std is NaN)."""
+    if not math.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def reference_rows(
+    groups: dict[str, Sequence[str]], folder: Path | None = None
+) -> list[dict[str, Any]]:
+    """One row per group of seeds (label -> registry names): for every metric of
+    ``TABLE_COLUMNS`` its mean and standard deviation over the shipped runs (``group_statistics``),
+    as ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``."""
+    rows = []
+    for label, names in groups.items():
+        stats = group_statistics(names, [key for key, _, _ in TABLE_COLUMNS], folder)
+        row: dict[str, Any] = {"label": label, "seeds": stats["is_mean"][2]}
+        for key, (mean, std, _) in stats.items():
+            row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+        rows.append(row)
+    return rows
+
+
+def reference_table_markdown(
+    rows: Sequence[dict[str, Any]], floors: dict[str, Any] | None = None
+) -> str:
+    """The rows as a Markdown table (mean ± std over seeds); ``floors`` (the manifest's
+    ``real_digits`` metrics) adds a last line for held-out real digits."""
+    header = "| run | seeds | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
+    lines = [header, "| --- | ---: | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " |"]
+    for row in rows:
+        cells = [format_cell(row[f"{k}_mean"], row[f"{k}_std"], d) for k, _, d in TABLE_COLUMNS]
+        lines.append(f"| {row['label']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    if floors is not None:
+        cells = [format_cell(float(floors[k]), float("nan"), d) for k, _, d in TABLE_COLUMNS]
+        lines.append("| real held-out digits | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def metrics_match(
     recorded: dict[str, Any], measured: dict[str, Any], rtol: float = 1e-5
 ) -> list[str]:
@@ -647,6 +700,7 @@ __all__ = [
     "ReferenceError",
     "config_record",
     "final_metrics",
+    "format_cell",
     "get_reference",
     "group_statistics",
     "seed_group",
@@ -659,6 +713,8 @@ __all__ = [
     "read_manifest",
     "real_digit_floors",
     "rebuild_command",
+    "reference_rows",
+    "reference_table_markdown",
     "references_for",
     "run_payload",
     "score_images",
