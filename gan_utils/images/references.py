@@ -642,17 +642,22 @@ def format_cell(mean: float, std: float, digits: int) -> str:
 
 
 def reference_rows(
-    groups: dict[str, Sequence[str]], folder: Path | None = None
+    groups: dict[str, Sequence[str]], metrics: dict[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """One row per group of seeds (label -> registry names): for every metric of
-    ``TABLE_COLUMNS`` its mean and standard deviation over the shipped runs (``group_statistics``),
-    as ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``."""
+    """One row per group of seeds (label -> run names): for every metric of
+    ``TABLE_COLUMNS`` its mean and standard deviation (ddof 1; NaN for one run) over the
+    group's runs, as ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``.
+
+    ``metrics`` maps a run name to its final metrics (``LoadedReference.metrics``, or the
+    manifest's ``runs[name]["metrics"]``).
+    """
     rows = []
     for label, names in groups.items():
-        stats = group_statistics(names, [key for key, _, _ in TABLE_COLUMNS], folder)
-        row: dict[str, Any] = {"label": label, "seeds": stats["is_mean"][2]}
-        for key, (mean, std, _) in stats.items():
-            row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+        row: dict[str, Any] = {"label": label, "seeds": len(names)}
+        for key, _, _ in TABLE_COLUMNS:
+            values = np.array([float(metrics[n][key]) for n in names], dtype=float)
+            row[f"{key}_mean"] = float(values.mean())
+            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
         rows.append(row)
     return rows
 
