@@ -352,6 +352,20 @@ def test_the_reference_table_shows_mean_and_spread_over_seeds_and_the_real_floor
     assert lines[3].startswith("| real held-out digits")
 
 
+@pytest.mark.slow
+def test_use_pretrained_false_trains_the_same_run_through_the_same_recipe():
+    entry = SHIPPED_RUNS[TINY]
+    if not _local_data_matches(entry):
+        pytest.skip("the shipped tiny run was trained on other data than these tests see")
+    here = reference_run(TINY, use_pretrained=False, device="cpu", log=print)
+    shipped = load_reference(TINY)
+    assert here.config == shipped.config and here.history.rows == shipped.history.rows
+    if entry["machine"] == machine() and entry["torch"] == torch.__version__:
+        for key, value in shipped.generator.state_dict().items():
+            assert torch.equal(here.generator.state_dict()[key], value), key
+        assert not metrics_match(entry["metrics"], here.metrics, rtol=1e-5)
+
+
 def test_reference_run_checks_its_switch():
     with pytest.raises(TypeError, match="use_pretrained"):
         reference_run(TINY, use_pretrained="yes")

@@ -298,8 +298,9 @@ def reference_run(
 ) -> LoadedReference:
     """A reference run for a lesson: the shipped one (verified, ``load_reference``), or with
     ``use_pretrained=False`` trained here through the same recipe from the registry's config
-    (hours on a CPU, minutes on a GPU; nothing under ``pretrained/`` is written) and scored
-    with the shipped classifier at the same fixed draws."""
+    (hours on a CPU, minutes on a GPU; nothing under ``pretrained/`` is written), its
+    weights rounded as a shipped file's, and scored with the shipped classifier at the same
+    fixed draws: on the machine that made the shipped files it reproduces them exactly."""
     check_bool("use_pretrained", use_pretrained)
     reference = get_reference(name)
     if use_pretrained:
@@ -311,15 +312,17 @@ def reference_run(
     real = RealDigits.build(classifier, train, test)
     train_stats = feature_statistics(real.train_features)
     run = train_image_gan(config, train.images, classifier, train_stats)
-    generator = run.generator.cpu().eval()
+    trained = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
+    payload = run_payload(name, config, trained, run.history)  # rounded as if shipped
+    networks = networks_from_payload(payload)
     return LoadedReference(
         name=name,
         config=dataclasses.replace(config, device="cpu"),
-        generator=generator,
+        generator=networks["generator"],
         history=run.history,
-        metrics=final_metrics(generator, config, classifier, real),
+        metrics=final_metrics(networks["generator"], config, classifier, real),
         entry={"data": _data_record(train, test), "wall_seconds": run.seconds},
-        encoder=run.encoder.cpu().eval() if run.encoder is not None else None,
+        encoder=networks.get("encoder"),
     )
 
 
