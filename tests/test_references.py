@@ -369,3 +369,19 @@ def test_use_pretrained_false_trains_the_same_run_through_the_same_recipe():
 def test_reference_run_checks_its_switch():
     with pytest.raises(TypeError, match="use_pretrained"):
         reference_run(TINY, use_pretrained="yes")
+
+
+@pytest.mark.parametrize("name", [n for n, r in REFERENCES.items() if r.config is not None])
+def test_every_registry_run_checkpoints_at_each_evaluation(name):
+    # make pretrain checkpoints every steps_per_epoch steps: the loop accepts that only on a
+    # history row (and NU-GAN refreshes on its own interval, which must divide it too)
+    config = REFERENCES[name].config
+    if config.method == "dist_gan":
+        loop = dataclasses.replace(
+            config.dist_gan_config(), checkpoint_every=config.steps_per_epoch
+        )
+    else:
+        loop = dataclasses.replace(config.train_config(), checkpoint_every=config.steps_per_epoch)
+    loop.validate()
+    if config.method == "nu_gan":
+        assert config.steps_per_epoch % config.nu.every_steps == 0

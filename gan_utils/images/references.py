@@ -114,6 +114,7 @@ DCGAN = {  # lesson 04's DCGAN at the reference size, with InfoGAN's two Adam ra
     "batch_size": 64,
     "num_steps": 4_000,
     "steps_per_epoch": 250,
+    "log_every": 50,  # history rows; checkpoints (every evaluation) must fall on them
     "lr_g": 1e-3,
     "lr_d": 2e-4,
     "betas": (0.5, 0.999),
