@@ -17,7 +17,6 @@ from gan_utils.images.course_table import (
     GeneratorKey,
     course_table,
     ensure_lessons_trained,
-    format_cell,
     saved_generator_keys,
     score_generator,
     summary_rows,
@@ -26,6 +25,7 @@ from gan_utils.images.course_table import (
 from gan_utils.images.metrics import classifier_statistics, score_digits
 from gan_utils.images.models import dense_generator
 from gan_utils.images.recipe import dist_gan_image_config, save_run, train_image_gan
+from gan_utils.images.references import format_cell
 
 BUILDER = "gan_utils.images.models:dense_generator"
 

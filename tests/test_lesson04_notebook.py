@@ -8,6 +8,7 @@ import torch
 from gan_utils.core.checkpoints import load_generator
 from gan_utils.core.paths import figures_dir
 from gan_utils.images.recipe import ImageGANConfig, lesson04_config
+from gan_utils.images.references import read_manifest
 
 SEED = 3  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
@@ -43,7 +44,7 @@ def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
             assert 0 <= results[f"{key}_kl"] <= math.log(10) + 1e-3
             assert results[f"{key}_fid"] > 0
             assert results[f"{key}_steps_per_s"] > 0
-        reached = results[f"{architecture}_z1_digits_reached"]
+        reached = results[f"live_{architecture}_z1_digits_reached"]
         assert reached and all(0 <= d <= 9 for d in reached)
         assert (figures_dir() / f"04_fixed_noise_{architecture}_wgan_gp.gif").is_file()
     for output in ("tanh", "sigmoid"):
@@ -55,6 +56,20 @@ def test_lesson04_runs_wgan_gp_at_latent_2(run_notebook):
     assert 0 <= results["colour_saturated_share_generated"] <= 1
     assert results["colour_diversity_ratio"] > 0
     assert results["wall_time_s"] > 0
+
+    # the converged references, loaded from pretrained/ and summarised over their seeds
+    assert results["use_pretrained"] is True
+    assert results["ref_dcgan_z10_seeds"] == 3 and results["ref_dense_z1_seeds"] == 2
+    manifest = read_manifest()["runs"]
+    seeds = [manifest[f"vanilla-dcgan-z10-s{s}"]["metrics"]["is_mean"] for s in (0, 1, 2)]
+    assert results["ref_dcgan_z10_is_mean"] == pytest.approx(sum(seeds) / 3, abs=1e-4)
+    assert 0 <= results["ref_dcgan_z1_recall"] <= 1
+    assert set(results["ref_latent1_collapsed"]) <= set(results["ref_latent1_runs"])
+    assert "vanilla-dcgan-z1-long" in results["ref_latent1_runs"]
+    reached = results["reference_DCGAN_z1_digits_reached"]
+    assert reached and all(0 <= d <= 9 for d in reached)
+    for name in ("04_reference_samples", "04_reference_curves", "04_long_latent1_run"):
+        assert (figures_dir() / f"{name}.png").is_file()
 
     # the generators were saved for lesson 07 with the config they were trained with
     saved = load_generator("04_vanilla_gan", "dcgan", "wgan_gp", latent_dim=2, seed=SEED)

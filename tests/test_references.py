@@ -17,12 +17,13 @@ import torch
 
 from gan_utils.images import pretrain as pretrain_module
 from gan_utils.images.mnist import load_mnist
-from gan_utils.images.pretrain import STOP_AT, check, machine, main, pretrain
+from gan_utils.images.pretrain import STOP_AT, check, machine, main, pretrain, reference_run
 from gan_utils.images.references import (
     CLASSIFIER,
     EVAL_SAMPLES,
     MANIFEST,
     REFERENCES,
+    TABLE_COLUMNS,
     TINY,
     RealDigits,
     ReferenceError,
@@ -34,6 +35,8 @@ from gan_utils.images.references import (
     metrics_match,
     pretrained_dir,
     read_manifest,
+    reference_rows,
+    reference_table_markdown,
     references_for,
     seed_group,
     sha256_of,
@@ -332,3 +335,53 @@ def test_group_statistics_are_mean_and_sample_std_of_the_manifest(tmp_path):
     write_manifest({"runs": runs}, tmp_path)
     stats = group_statistics(seed_group("vanilla-dcgan", 10), ["is_mean"], tmp_path)
     assert stats["is_mean"] == pytest.approx((8.0, 1.0, 3))
+
+
+def test_the_reference_table_shows_mean_and_spread_over_seeds_and_the_real_floor():
+    metrics = {key: 1.0 for key, _, _ in TABLE_COLUMNS}
+    runs = {
+        f"vanilla-dcgan-z10-s{s}": {"metrics": {**metrics, "is_mean": v}}
+        for s, v in enumerate([7.0, 8.0, 9.0])
+    }
+    metrics_of = {name: entry["metrics"] for name, entry in runs.items()}
+    rows = reference_rows({"DCGAN z10": seed_group("vanilla-dcgan", 10)}, metrics_of)
+    assert rows[0]["seeds"] == 3 and rows[0]["is_mean_mean"] == pytest.approx(8.0)
+    text = reference_table_markdown(rows, floors={**metrics, "is_mean": 9.25})
+    lines = text.splitlines()
+    assert len(lines) == 4 and "8.00 ± 1.00" in lines[2] and "9.25" in lines[3]
+    assert lines[3].startswith("| real held-out digits")
+
+
+@pytest.mark.slow
+def test_use_pretrained_false_trains_the_same_run_through_the_same_recipe():
+    entry = SHIPPED_RUNS[TINY]
+    if not _local_data_matches(entry):
+        pytest.skip("the shipped tiny run was trained on other data than these tests see")
+    here = reference_run(TINY, use_pretrained=False, device="cpu", log=print)
+    shipped = load_reference(TINY)
+    assert here.config == shipped.config and here.history.rows == shipped.history.rows
+    if entry["machine"] == machine() and entry["torch"] == torch.__version__:
+        for key, value in shipped.generator.state_dict().items():
+            assert torch.equal(here.generator.state_dict()[key], value), key
+        assert not metrics_match(entry["metrics"], here.metrics, rtol=1e-5)
+
+
+def test_reference_run_checks_its_switch():
+    with pytest.raises(TypeError, match="use_pretrained"):
+        reference_run(TINY, use_pretrained="yes")
+
+
+@pytest.mark.parametrize("name", [n for n, r in REFERENCES.items() if r.config is not None])
+def test_every_registry_run_checkpoints_at_each_evaluation(name):
+    # make pretrain checkpoints every steps_per_epoch steps: the loop accepts that only on a
+    # history row (and NU-GAN refreshes on its own interval, which must divide it too)
+    config = REFERENCES[name].config
+    if config.method == "dist_gan":
+        loop = dataclasses.replace(
+            config.dist_gan_config(), checkpoint_every=config.steps_per_epoch
+        )
+    else:
+        loop = dataclasses.replace(config.train_config(), checkpoint_every=config.steps_per_epoch)
+    loop.validate()
+    if config.method == "nu_gan":
+        assert config.steps_per_epoch % config.nu.every_steps == 0

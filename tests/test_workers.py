@@ -94,3 +94,18 @@ def test_linear_lr_decay_checks_its_steps():
         linear_lr_decay(6, 6)
     with pytest.raises(TypeError, match="num_steps"):
         linear_lr_decay(1, 6.0)
+
+
+def _fail_on_negative(x: float) -> float:
+    if x < 0:
+        raise ValueError(f"x must be >= 0, got {x}")
+    return x
+
+
+@pytest.mark.slow
+def test_a_failing_job_in_a_worker_stops_the_jobs_not_started(tmp_path):
+    seen = []
+    jobs = [(1.0,), (-1.0,)] + [(float(i),) for i in range(2, 40)]
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        run_in_workers(_fail_on_negative, jobs, 2, seen.append)
+    assert seen == [1.0]

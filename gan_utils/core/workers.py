@@ -47,7 +47,8 @@ def run_in_workers(
 
     Returns:
         The results, in the order of ``jobs``. The first exception raised by a call is
-        raised here after the earlier results went to ``on_result``.
+        raised here after the earlier results went to ``on_result``; calls not started yet
+        are cancelled (those running finish first).
     """
     check_int("workers", workers, minimum=1)
     check_int("threads", threads, minimum=1)
@@ -61,10 +62,14 @@ def run_in_workers(
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
         futures = [pool.submit(_call_with_threads, function, threads, job) for job in jobs]
-        for future in futures:
-            results.append(future.result())
-            if on_result is not None:
-                on_result(results[-1])
+        try:
+            for future in futures:
+                results.append(future.result())
+                if on_result is not None:
+                    on_result(results[-1])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # no new calls after a failure
+            raise
     return results
 
 

@@ -10,6 +10,8 @@ module               what it holds                                         lesso
                      ``load_or_train_classifier``
 ``metrics``          Inception Score, FID (float64), classes covered, KL   03-07
                      to uniform; ``score_digits``, the one digit scorer
+``collapse``         when a generator counts as collapsed: sharp digits    04-07
+                     of few classes, at the end or over a stretch
 ``fidelity``         precision / recall, density / coverage in a feature   04-07
                      space; nearest-training-sample distances
 ``models``           dense and DCGAN generator/critic pairs                04-07

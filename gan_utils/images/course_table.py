@@ -39,6 +39,7 @@ from ..core.paths import artifacts_dir
 from .classifier import DigitClassifier
 from .metrics import FeatureStatistics, score_digits
 from .recipe import latent_prior_of, load_saved
+from .references import format_cell
 
 COURSE_LESSONS = ("04_vanilla_gan", "05_dist_gan", "06_nu_gan_lanczos")
 METRIC_KEYS = ("is_mean", "fid", "classes_covered", "kl_to_uniform")
@@ -215,13 +216,6 @@ def course_table(
     return rows
 
 
-def format_cell(mean: float, std: float, digits: int) -> str:
-    """``mean ± std`` with ``digits`` decimals (just the mean when std is NaN)."""
-    if not math.isfinite(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
 def table_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The course table as Markdown: one line per generator, metrics as mean ± std."""
     header = (
@@ -261,7 +255,6 @@ __all__ = [
     "course_table",
     "default_lesson_runner",
     "ensure_lessons_trained",
-    "format_cell",
     "saved_generator_keys",
     "score_generator",
     "summary_rows",

@@ -15,6 +15,9 @@ Definitions, for N samples in total:
   :math:`\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}`).
 * **Classes covered**: classes whose share of the argmax-predicted labels is at least
   ``min_share`` (default 2 %, a fifth of the uniform share of 10 classes).
+* **Confidence**: :math:`\frac{1}{N} \sum_x \max_y p(y \mid x)`, the classifier's mean
+  certainty: collapse makes sharp digits of few classes (high confidence), undertraining
+  makes ambiguous ones (low confidence); see ``gan_utils.images.collapse``.
 * **KL to uniform**: :math:`KL(h \,\|\, u) = \sum_c h_c \log(C h_c)` of the histogram
   :math:`h` of argmax-predicted labels (natural log, :math:`0 \log 0 = 0`); 0 when
   balanced, :math:`\log C` when every sample falls in one class.
@@ -240,7 +243,8 @@ def score_digits(
 
     Returns:
         (metrics, class_counts): metrics holds ``eval_samples`` (= N), ``is_mean``,
-        ``is_std``, ``classes_covered``, ``kl_to_uniform`` [and ``fid``]; class_counts
+        ``is_std``, ``classes_covered``, ``kl_to_uniform``, ``confidence`` (the mean of
+        max_y p(y|x): sharp digits score near 1, ambiguous ones lower) [and ``fid``]; class_counts
         (C,) are the counts of the argmax-predicted classes.
     """
     images = check_images(images)
@@ -252,6 +256,7 @@ def score_digits(
         "is_std": is_std,
         "classes_covered": classes_covered(probs, min_share),
         "kl_to_uniform": class_kl_to_uniform(probs),
+        "confidence": float(probs.max(dim=1).values.mean()),
     }
     if reference is not None:
         stats = classifier_statistics(images, classifier)

@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from ..core.checkpoints import load_checkpoint, save_checkpoint
+from ..core.checks import check_bool
 from ..core.loop import every
 from ..core.paths import artifacts_dir
 from ..core.report import git_state
@@ -59,11 +60,13 @@ from .references import (
     CLASSIFIER,
     FORMAT,
     REFERENCES,
+    LoadedReference,
     RealDigits,
     ReferenceError,
     config_record,
     final_metrics,
     get_reference,
+    load_reference,
     load_reference_classifier,
     metrics_match,
     networks_from_payload,
@@ -200,6 +203,7 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
     work = artifacts_dir("pretrain", name)
     checkpoint = work / "checkpoint.pt"
     identity = {
+        "code": git_state().split("+")[0],  # a checkpoint of other code is not resumed
         "config": config_record(reference),
         "device": str(get_device(device)),
         "threads": threads,
@@ -258,8 +262,9 @@ def _classifier_sha(folder: Path) -> str:
 def _resumable(work: Path, identity: dict[str, Any], name: str) -> tuple[Path | None, float]:
     """(checkpoint to resume from or None, wall seconds already spent) for a run's folder.
 
-    The folder's ``run.json`` names the config, device, threads and classifier its
-    checkpoint was made with; a checkpoint of anything else is discarded with a message.
+    The folder's ``run.json`` names the code commit, config, device, threads and
+    classifier its checkpoint was made with; a checkpoint of anything else is discarded
+    with a message (a resumed run is bit-identical only with the same code).
     """
     checkpoint, record = work / "checkpoint.pt", work / "run.json"
     stored = json.loads(record.read_text()) if record.is_file() else None
@@ -285,6 +290,40 @@ def train_reference(name: str, folder: str, device: str, threads: int) -> dict[s
     if name == CLASSIFIER:
         return train_classifier_reference(folder, device, threads)
     return train_gan_reference(name, folder, device, threads)
+
+
+# ---- for the lessons -----------------------------------------------------------------------
+def reference_run(
+    name: str, use_pretrained: bool = True, device: str = "auto", log=print
+) -> LoadedReference:
+    """A reference run for a lesson: the shipped one (verified, ``load_reference``), or with
+    ``use_pretrained=False`` trained here through the same recipe from the registry's config
+    (hours on a CPU, minutes on a GPU; nothing under ``pretrained/`` is written), its
+    weights rounded as a shipped file's, and scored with the shipped classifier at the same
+    fixed draws: on the machine that made the shipped files it reproduces them exactly."""
+    check_bool("use_pretrained", use_pretrained)
+    reference = get_reference(name)
+    if use_pretrained:
+        return load_reference(name)
+    config = dataclasses.replace(reference.config, device=str(get_device(device)))
+    log(f"{name}: training here ({config.num_steps:,} steps; use_pretrained=True loads it)")
+    train, test = _data()
+    classifier = load_reference_classifier()
+    real = RealDigits.build(classifier, train, test)
+    train_stats = feature_statistics(real.train_features)
+    run = train_image_gan(config, train.images, classifier, train_stats)
+    trained = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
+    payload = run_payload(name, config, trained, run.history)  # rounded as if shipped
+    networks = networks_from_payload(payload)
+    return LoadedReference(
+        name=name,
+        config=dataclasses.replace(config, device="cpu"),
+        generator=networks["generator"],
+        history=run.history,
+        metrics=final_metrics(networks["generator"], config, classifier, real),
+        entry={"data": _data_record(train, test), "wall_seconds": run.seconds},
+        encoder=networks.get("encoder"),
+    )
 
 
 # ---- the command --------------------------------------------------------------------------

@@ -108,13 +108,14 @@ class Reference:
 
 
 # The budgets, in generator steps at batch 64 (so that they do not change with the data).
-DCGAN = {  # lesson 04's DCGAN at the reference size, Adam as in the DCGAN paper
+DCGAN = {  # lesson 04's DCGAN at the reference size, with InfoGAN's two Adam rates
     "architecture": "dcgan",
     "size": "reference",
     "batch_size": 64,
-    "num_steps": 6_000,
-    "steps_per_epoch": 500,
-    "lr_g": 2e-4,
+    "num_steps": 4_000,
+    "steps_per_epoch": 250,
+    "log_every": 50,  # history rows; checkpoints (every evaluation) must fall on them
+    "lr_g": 1e-3,
     "lr_d": 2e-4,
     "betas": (0.5, 0.999),
     "lr_decay_from": 0.5,
@@ -130,17 +131,19 @@ DENSE = {  # lessons 04 and 06's dense pair (2 x 256), Adam at the lessons' dens
     "betas": (0.5, 0.999),
     "lr_decay_from": 0.5,
 }
-DIST_GAN = {  # Dist-GAN on the DCGAN pair at the same budget (the paper's Adam and prior)
+DIST_GAN = {  # Dist-GAN on the DCGAN pair at the same budget, with its paper's Adam and prior
     **DCGAN,
     "method": "dist_gan",
     "critic_normalization": "layer",
     "latent_prior": "uniform",
-    "betas": (0.5, 0.9),
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
     "lr_ae": 2e-4,
+    "betas": (0.5, 0.9),
 }
 NU_GAN = {**DENSE, "method": "nu_gan", "nu": NuGANConfig()}  # lesson 06's NU-GAN, dense pair
 SPECTRA_EVERY = 1000  # the dense runs log G's and D's top Hessian eigenvalues (lesson 06)
-LONG = {**DCGAN, "num_steps": 15_000, "steps_per_epoch": 250, "lr_decay_from": None}
+LONG = {**DCGAN, "num_steps": 12_000, "steps_per_epoch": 100, "lr_decay_from": None}
 
 
 def _runs() -> list[Reference]:
@@ -188,7 +191,7 @@ def _runs() -> list[Reference]:
         Reference(
             "vanilla-dcgan-z1-long",
             "04_vanilla_gan",
-            "vanilla DCGAN, latent 1, 2.5 times the budget, evaluated twice as often",
+            "vanilla DCGAN, latent 1, 3 times the budget at a constant rate, evaluated every 100 steps",
             ImageGANConfig(**LONG, latent_dim=1, seed=0),
         )
     )
@@ -518,7 +521,6 @@ class RealDigits:
 def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) -> dict[str, Any]:
     """Every final metric of a set of digit images (module docstring), as plain numbers."""
     metrics, counts = score_digits(images, classifier, splits=IS_SPLITS)
-    probs = classifier.logits(images).double().softmax(dim=1)
     features = classifier.features(images).double().numpy()
     stats = feature_statistics(features)
     train_stats = feature_statistics(real.train_features)
@@ -528,7 +530,6 @@ def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) 
     train_flat = real.train.reshape(real.train.shape[0], -1).double().numpy()
     return {
         **{k: float(v) if isinstance(v, float) else v for k, v in metrics.items()},
-        "confidence": float(probs.max(dim=1).values.mean()),
         "fid_train": fid_from_stats(stats.mean, stats.cov, train_stats.mean, train_stats.cov),
         "fid_test": fid_from_stats(stats.mean, stats.cov, test_stats.mean, test_stats.cov),
         **{k: float(v) for k, v in prdc.items()},
@@ -622,6 +623,64 @@ def verdict(
     return "better" if gap > 0 else "worse"
 
 
+# ---- tables ----------------------------------------------------------------------------------
+TABLE_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (metric, header, decimals)
+    ("is_mean", "IS ↑", 2),
+    ("classes_covered", "classes ↑", 1),
+    ("kl_to_uniform", "KL to uniform ↓", 3),
+    ("confidence", "confidence", 3),
+    ("fid_train", "FID vs train ↓", 1),
+    ("fid_test", "FID vs held-out ↓", 1),
+    ("precision", "precision ↑", 2),
+    ("recall", "recall ↑", 2),
+    ("nn_feature_median", "nearest train digit", 2),
+)
+
+
+def format_cell(mean: float, std: float, digits: int) -> str:
+    """``mean ± std`` with ``digits`` decimals (just the mean when std is NaN)."""
+    if not math.isfinite(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def reference_rows(
+    groups: dict[str, Sequence[str]], metrics: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per group of seeds (label -> run names): for every metric of
+    ``TABLE_COLUMNS`` its mean and standard deviation (ddof 1; NaN for one run) over the
+    group's runs, as ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``.
+
+    ``metrics`` maps a run name to its final metrics (``LoadedReference.metrics``, or the
+    manifest's ``runs[name]["metrics"]``).
+    """
+    rows = []
+    for label, names in groups.items():
+        row: dict[str, Any] = {"label": label, "seeds": len(names)}
+        for key, _, _ in TABLE_COLUMNS:
+            values = np.array([float(metrics[n][key]) for n in names], dtype=float)
+            row[f"{key}_mean"] = float(values.mean())
+            row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def reference_table_markdown(
+    rows: Sequence[dict[str, Any]], floors: dict[str, Any] | None = None
+) -> str:
+    """The rows as a Markdown table (mean ± std over seeds); ``floors`` (the manifest's
+    ``real_digits`` metrics) adds a last line for held-out real digits."""
+    header = "| run | seeds | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
+    lines = [header, "| --- | ---: | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " |"]
+    for row in rows:
+        cells = [format_cell(row[f"{k}_mean"], row[f"{k}_std"], d) for k, _, d in TABLE_COLUMNS]
+        lines.append(f"| {row['label']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    if floors is not None:
+        cells = [format_cell(float(floors[k]), float("nan"), d) for k, _, d in TABLE_COLUMNS]
+        lines.append("| real held-out digits | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def metrics_match(
     recorded: dict[str, Any], measured: dict[str, Any], rtol: float = 1e-5
 ) -> list[str]:
@@ -649,6 +708,7 @@ __all__ = [
     "ReferenceError",
     "config_record",
     "final_metrics",
+    "format_cell",
     "get_reference",
     "group_statistics",
     "seed_group",
@@ -661,6 +721,8 @@ __all__ = [
     "read_manifest",
     "real_digit_floors",
     "rebuild_command",
+    "reference_rows",
+    "reference_table_markdown",
     "references_for",
     "run_payload",
     "score_images",
