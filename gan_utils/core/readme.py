@@ -137,6 +137,18 @@ def _clauses_04(r: dict[str, Any]) -> list[Callable[[], str]]:
             f"IS at latent 10: dense {r['dense_z10_is']:.2f}, DCGAN {r['dcgan_z10_is']:.2f} "
             f"(real digits {r['real_is']:.2f})"
         ),
+        lambda: (
+            f"converged reference DCGAN ({r['ref_dcgan_z10_seeds']} seeds), latent 10: IS "
+            f"{r['ref_dcgan_z10_is_mean']:.2f} ± {r['ref_dcgan_z10_is_mean_std']:.2f}, "
+            f"{_num(r['ref_dcgan_z10_classes_covered'])} classes, FID vs train "
+            f"{r['ref_dcgan_z10_fid_train']:.1f}, recall {r['ref_dcgan_z10_recall']:.2f}; latent 1: "
+            f"IS {r['ref_dcgan_z1_is_mean']:.2f}, {_num(r['ref_dcgan_z1_classes_covered'])} "
+            f"classes, recall {r['ref_dcgan_z1_recall']:.2f}"
+        ),
+        lambda: (
+            f"latent-1 references collapsed (sharp digits of few classes): "
+            f"{len(r['ref_latent1_collapsed'])} of {len(r['ref_latent1_runs'])}"
+        ),
     ]
 
 
