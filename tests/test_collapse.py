@@ -62,7 +62,8 @@ def test_stretches_are_runs_of_few_classes_in_the_second_half():
 def test_the_verdict_names_the_rule_that_holds():
     verdict = collapse_verdict(2, 0.95, [9, 9, 1, 1, 1, 1], [0.99] * 6)
     assert verdict.collapsed and verdict.at_end and verdict.stretches == ((3, 5),)
-    text = verdict.describe(epochs=[1, 2, 3, 4, 5, 6])
-    assert "at the end" in text and "from evaluation 4 to 6" in text
+    text = verdict.describe(steps=[100, 200, 300, 400, 500, 600])
+    assert "at the end" in text and "from step 400 to 600" in text
+    assert "from evaluation 3 to 5" in verdict.describe()
     healthy = collapse_verdict(10, 0.95, [10] * 6, [0.95] * 6)
     assert not healthy.collapsed and healthy.describe() == "not collapsed by either rule"

@@ -100,8 +100,9 @@ class CollapseVerdict:
     def collapsed(self) -> bool:
         return self.at_end or bool(self.stretches)
 
-    def describe(self, epochs: Sequence[int] | None = None) -> str:
-        """One sentence: which rule holds, or that neither does."""
+    def describe(self, steps: Sequence[int] | None = None) -> str:
+        """One sentence: which rule holds, or that neither does; ``steps`` (the generator
+        step of each evaluation) names the stretches by step instead of by index."""
         parts = []
         if self.at_end:
             parts.append(
@@ -109,10 +110,12 @@ class CollapseVerdict:
                 f"<= {MAX_CLASSES_AT_END} classes)"
             )
         for first, last in self.stretches:
-            a, b = (epochs[first], epochs[last]) if epochs is not None else (first, last)
-            parts.append(
-                f"collapsed onto <= {MAX_CLASSES_IN_STRETCH} classes from evaluation {a} to {b}"
+            where = (
+                f"from step {steps[first]} to {steps[last]}"
+                if steps is not None
+                else f"from evaluation {first} to {last}"
             )
+            parts.append(f"collapsed onto <= {MAX_CLASSES_IN_STRETCH} classes {where}")
         return "; ".join(parts) if parts else "not collapsed by either rule"
 
 
