@@ -191,15 +191,45 @@ def _stop_after(step: int):
     return every(1, stop)
 
 
+def _train_as_shipped(
+    name: str, config, folder: Path | None, callbacks=(), **saving
+) -> tuple[Any, dict[str, torch.nn.Module], dict[str, Any], dict[str, Any]]:
+    """Train reference ``name`` with ``config`` through the recipe, round its weights as a
+    shipped file stores them, and score the rounded generator at the fixed draws.
+
+    The registry's extra callbacks (the spectra of the dense runs) are added here, so a
+    run trained for a lesson has the history a shipped one has. Returns (the recipe's run,
+    the payload of ``pretrained/<name>.pt``, its networks, the final metrics).
+    """
+    reference = get_reference(name)
+    train, test = _data()
+    classifier = load_reference_classifier(folder=folder)
+    real = RealDigits.build(classifier, train, test)
+    extra = []
+    if reference.spectra_every:
+        extra.append(
+            spectrum_callback(reference.spectra_every, k=3, data=train.images, max_iterations=20)
+        )
+    run = train_image_gan(
+        config,
+        train.images,
+        classifier,
+        feature_statistics(real.train_features),
+        [*extra, *callbacks],
+        **saving,
+    )
+    trained = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
+    payload = run_payload(name, config, trained, run.history)
+    networks = networks_from_payload(payload)  # the rounded weights, as shipped
+    run.extras["data"] = _data_record(train, test)
+    return run, payload, networks, final_metrics(networks["generator"], config, classifier, real)
+
+
 def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> dict[str, Any]:
     """Train (or resume) one GAN reference, write ``<name>.pt``; its manifest entry."""
     torch.set_num_threads(threads)
     reference = get_reference(name)
     config = dataclasses.replace(reference.config, device=device)
-    train, test = _data()
-    classifier = load_reference_classifier(folder=folder)
-    real = RealDigits.build(classifier, train, test)
-    train_stats = feature_statistics(real.train_features)
     work = artifacts_dir("pretrain", name)
     checkpoint = work / "checkpoint.pt"
     identity = {
@@ -210,31 +240,21 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
         "classifier": _classifier_sha(folder),
     }
     resume, before = _resumable(work, identity, name)
-    callbacks = []
-    if reference.spectra_every:
-        callbacks.append(
-            spectrum_callback(reference.spectra_every, k=3, data=train.images, max_iterations=20)
-        )
     start = time.perf_counter()
-    callbacks.append(_wall_clock(work, start, before, config.steps_per_epoch))
+    callbacks = [_wall_clock(work, start, before, config.steps_per_epoch)]
     if os.environ.get(STOP_AT):
         callbacks.append(_stop_after(int(os.environ[STOP_AT])))
-    run = train_image_gan(
+    run, payload, _, metrics = _train_as_shipped(
+        name,
         config,
-        train.images,
-        classifier,
-        train_stats,
+        folder,
         callbacks,
         checkpoint_path=checkpoint,
         checkpoint_every=config.steps_per_epoch,
         resume_from=resume,
     )
     seconds = before + time.perf_counter() - start
-    networks = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
-    payload = run_payload(name, config, networks, run.history)
     path = save_checkpoint(folder / reference.file_name, payload)
-    shipped = networks_from_payload(payload)["generator"]  # the rounded weights, as shipped
-    metrics = final_metrics(shipped, config, classifier, real)
     shutil.rmtree(work, ignore_errors=True)  # the shipped file is the result now
     return {
         "name": name,
@@ -244,7 +264,7 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
             str(get_device(device)),
             seconds,
             _file_record(path),
-            data=_data_record(train, test),
+            data=run.extras["data"],
             steps=config.num_steps,
             batch_size=config.batch_size,
             seed=config.seed,
@@ -307,21 +327,14 @@ def reference_run(
         return load_reference(name)
     config = dataclasses.replace(reference.config, device=str(get_device(device)))
     log(f"{name}: training here ({config.num_steps:,} steps; use_pretrained=True loads it)")
-    train, test = _data()
-    classifier = load_reference_classifier()
-    real = RealDigits.build(classifier, train, test)
-    train_stats = feature_statistics(real.train_features)
-    run = train_image_gan(config, train.images, classifier, train_stats)
-    trained = {"generator": run.generator, "critic": run.critic, "encoder": run.encoder}
-    payload = run_payload(name, config, trained, run.history)  # rounded as if shipped
-    networks = networks_from_payload(payload)
+    run, _, networks, metrics = _train_as_shipped(name, config, None)
     return LoadedReference(
         name=name,
         config=dataclasses.replace(config, device="cpu"),
         generator=networks["generator"],
         history=run.history,
-        metrics=final_metrics(networks["generator"], config, classifier, real),
-        entry={"data": _data_record(train, test), "wall_seconds": run.seconds},
+        metrics=metrics,
+        entry={"data": run.extras["data"], "wall_seconds": run.seconds},
         encoder=networks.get("encoder"),
     )
 
