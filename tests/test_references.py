@@ -29,7 +29,6 @@ from gan_utils.images.references import (
     ReferenceError,
     final_metrics,
     get_reference,
-    group_statistics,
     load_reference,
     load_reference_classifier,
     metrics_match,
@@ -325,16 +324,6 @@ def test_the_verdict_needs_a_gap_of_twice_the_pooled_spread():
 
 def np_mean(values):
     return sum(values) / len(values)
-
-
-def test_group_statistics_are_mean_and_sample_std_of_the_manifest(tmp_path):
-    runs = {
-        f"vanilla-dcgan-z10-s{s}": {"metrics": {"is_mean": v}}
-        for s, v in enumerate([7.0, 8.0, 9.0])
-    }
-    write_manifest({"runs": runs}, tmp_path)
-    stats = group_statistics(seed_group("vanilla-dcgan", 10), ["is_mean"], tmp_path)
-    assert stats["is_mean"] == pytest.approx((8.0, 1.0, 3))
 
 
 def test_the_reference_table_shows_mean_and_spread_over_seeds_and_the_real_floor():

@@ -584,21 +584,6 @@ def seed_group(prefix: str, latent_dim: int) -> list[str]:
     return names
 
 
-def group_statistics(
-    names: Sequence[str], keys: Sequence[str], folder: Path | None = None
-) -> dict[str, tuple[float, float, int]]:
-    """key -> (mean, standard deviation with ddof 1 (NaN for one run), number of runs) of the
-    manifest's final metrics over the shipped runs among ``names``."""
-    runs = read_manifest(folder)["runs"]
-    shipped = [runs[n]["metrics"] for n in names if n in runs]
-    out = {}
-    for key in keys:
-        values = np.array([float(m[key]) for m in shipped], dtype=float)
-        std = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
-        out[key] = (float(values.mean()) if len(values) else float("nan"), std, len(values))
-    return out
-
-
 def verdict(
     method: Sequence[float], baseline: Sequence[float], higher_is_better: bool = True
 ) -> str:
@@ -710,7 +695,6 @@ __all__ = [
     "final_metrics",
     "format_cell",
     "get_reference",
-    "group_statistics",
     "seed_group",
     "verdict",
     "load_reference",
