@@ -53,7 +53,6 @@ from ..core.runtime import get_device
 from ..core.workers import run_in_workers
 from ..hessian.spectra import spectrum_callback
 from .classifier import classifier_payload, load_or_train_classifier
-from .metrics import feature_statistics
 from .mnist import load_mnist
 from .recipe import train_image_gan
 from .references import (
@@ -214,7 +213,7 @@ def _train_as_shipped(
         config,
         train.images,
         classifier,
-        feature_statistics(real.train_features),
+        real.train_stats,
         [*extra, *callbacks],
         **saving,
     )

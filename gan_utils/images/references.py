@@ -39,6 +39,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ from .classifier import (
     classifier_from_payload,
 )
 from .fidelity import nearest_neighbour_distances, precision_recall_density_coverage
-from .metrics import IS_SPLITS, feature_statistics, fid_from_stats, score_digits
+from .metrics import IS_SPLITS, FeatureStatistics, feature_statistics, fid_from_stats, score_digits
 from .mnist import MNISTData
 from .recipe import ImageGANConfig, build_networks, evaluated_series
 
@@ -497,9 +498,16 @@ class RealDigits:
     train_features: np.ndarray  # (n_train, F) float64
     test_features: np.ndarray
     subset: np.ndarray  # indices of the N training digits of precision / recall
-    source: str
-    n_train: int
-    fingerprint: str
+
+    @cached_property
+    def train_stats(self) -> FeatureStatistics:
+        """Mean and covariance of the training digits' features (FID against them)."""
+        return feature_statistics(self.train_features)
+
+    @cached_property
+    def test_stats(self) -> FeatureStatistics:
+        """Mean and covariance of the held-out digits' features."""
+        return feature_statistics(self.test_features)
 
     @classmethod
     def build(cls, classifier: DigitClassifier, train: MNISTData, test: MNISTData) -> RealDigits:
@@ -512,9 +520,6 @@ class RealDigits:
             train_features=features(train.images),
             test_features=features(test.images),
             subset=np.sort(rng.choice(len(train), size=n, replace=False)),
-            source=train.source,
-            n_train=len(train),
-            fingerprint=train.fingerprint,
         )
 
 
@@ -523,8 +528,7 @@ def score_images(images: Tensor, classifier: DigitClassifier, real: RealDigits) 
     metrics, counts = score_digits(images, classifier, splits=IS_SPLITS)
     features = classifier.features(images).double().numpy()
     stats = feature_statistics(features)
-    train_stats = feature_statistics(real.train_features)
-    test_stats = feature_statistics(real.test_features)
+    train_stats, test_stats = real.train_stats, real.test_stats
     prdc = precision_recall_density_coverage(real.train_features[real.subset], features, k=PRDC_K)
     flat = images.reshape(images.shape[0], -1).double().numpy()
     train_flat = real.train.reshape(real.train.shape[0], -1).double().numpy()
@@ -564,7 +568,7 @@ def real_digit_floors(classifier: DigitClassifier, real: RealDigits) -> dict[str
     floors = score_images(real.test[:n], classifier, real)
     train_part = real.train_features[real.subset]
     part = feature_statistics(train_part)
-    test_stats = feature_statistics(real.test_features)
+    test_stats = real.test_stats
     floors["fid_test"] = fid_from_stats(part.mean, part.cov, test_stats.mean, test_stats.cov)
     return floors
 
