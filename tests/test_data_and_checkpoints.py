@@ -117,3 +117,19 @@ def test_history_series_and_equality():
     assert h == History(h.to_list())
     with pytest.raises(KeyError, match="d_loss"):
         h.series("nope")
+
+
+def test_history_as_json_drops_the_excluded_keys_and_plains_numpy_and_tensor_scalars():
+    import json
+
+    import numpy as np
+    import torch
+
+    from gan_utils.core.history import History
+
+    history = History(
+        [{"step": 1, "loss": np.float32(0.5), "seconds": 3.2, "x": torch.tensor(2.0)}]
+    )
+    rows = json.loads(history.to_json(exclude=("seconds",)))
+    assert rows == [{"step": 1, "loss": 0.5, "x": 2.0}]
+    assert json.loads(history.to_json())[0]["seconds"] == 3.2

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 import numpy as np
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") and hasattr(value, "dtype") else value
 
 
 class History:
@@ -41,6 +46,14 @@ class History:
 
     def to_list(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.rows]
+
+    def to_json(self, exclude: tuple[str, ...] = ()) -> str:
+        """The rows as JSON text without the keys in ``exclude`` (NumPy and tensor scalars
+        as plain numbers). Shipped files store this: the bytes of pickled rows would depend
+        on which Python objects the rows share (a resumed run's come from a checkpoint)."""
+        return json.dumps(
+            [{k: _plain(v) for k, v in row.items() if k not in exclude} for row in self.rows]
+        )
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -433,7 +433,7 @@ def classifier_payload(model: DigitClassifier, shipped: bool = False) -> dict:
         "test_accuracy": record.test_accuracy,
     }
     if shipped:
-        return {**payload, "history": json.dumps(record.history.to_list())}
+        return {**payload, "history": record.history.to_json()}
     return {**payload, "train_seconds": record.train_seconds, "history": record.history.to_list()}
 
 

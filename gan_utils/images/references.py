@@ -349,20 +349,6 @@ def verified_path(name: str, folder: Path | None = None) -> tuple[Path, dict[str
 
 
 # ---- payloads -----------------------------------------------------------------------------
-def clock_free_history(history: History) -> str:
-    """The history rows without the values that depend on the clock (``TIME_KEYS``), as
-    JSON text: pickling the rows themselves would depend on which Python objects they
-    share (a resumed run's rows come from a checkpoint), so the bytes would differ."""
-    rows = [{k: _plain(v) for k, v in row.items() if k not in TIME_KEYS} for row in history.rows]
-    return json.dumps(rows)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.generic, Tensor)):
-        return value.item()
-    return value
-
-
 def run_payload(
     name: str, config: ImageGANConfig, networks: dict[str, nn.Module], history: History
 ) -> dict:
@@ -378,7 +364,7 @@ def run_payload(
         "name": name,
         "config": config_record(reference),
         "networks": {key: _stored(networks[key]) for key in reference.networks},
-        "history": clock_free_history(history),
+        "history": history.to_json(exclude=TIME_KEYS),
     }
 
 
