@@ -2,12 +2,25 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from gan_utils.core.checkpoints import load_generator, model_checkpoint_path
 from gan_utils.core.paths import figures_dir
 from gan_utils.images.recipe import ImageGANConfig
+from gan_utils.images.references import read_manifest
+
+VERDICTS = {"better", "worse", "no difference at this budget"}
+COMPARED = (
+    "is_mean",
+    "classes_covered",
+    "kl_to_uniform",
+    "fid_train",
+    "fid_test",
+    "precision",
+    "recall",
+)
 
 SEED = 5  # not the lessons' default 0: lesson 07 (nbval, same output root) scores seed 0
 PARAMETERS = {
@@ -51,6 +64,32 @@ def test_lesson05_runs_the_dense_pair_at_latent_2(run_notebook):
     for name in ("05_metrics_per_epoch", "05_reconstructions", "05_samples", "05_dist_gan_diagram"):
         assert (figures_dir() / f"{name}.png").is_file()
     assert results["wall_time_s"] > 0
+
+    # the converged references: shown at the lesson's defaults whatever the live settings
+    assert results["use_pretrained"] is True
+    runs = read_manifest()["runs"]
+    for method, prefix, seeds in (
+        ("dist_gan", "distgan-dcgan", 2),
+        ("vanilla", "vanilla-dcgan", 3),
+    ):
+        for z in (1, 10):
+            key = f"ref_{method}_z{z}"
+            assert results[f"{key}_seeds"] == seeds
+            names = [f"{prefix}-z{z}-s{s}" for s in range(seeds)]
+            for metric in COMPARED:  # the table's means are the manifest's, recomputed here
+                recorded = np.mean([runs[n]["metrics"][metric] for n in names])
+                assert results[f"{key}_{metric}"] == pytest.approx(recorded, abs=1e-4)
+                assert results[f"{key}_{metric}_std"] >= 0
+    for z in (1, 10):
+        for metric in COMPARED:
+            assert results[f"ref_verdict_z{z}_{metric}"] in VERDICTS
+        for s in (0, 1):
+            key = f"ref_distgan_dcgan_z{z}_s{s}"
+            assert 0 <= results[f"{key}_recon_same_digit"] <= 1
+            assert 0 <= results[f"{key}_codes_inside_box"] <= 1
+            assert 0 < results[f"{key}_latent_term_ratio"] < 1
+    for name in ("05_reference_samples", "05_reference_curves", "05_reference_reconstructions"):
+        assert (figures_dir() / f"{name}.png").is_file()
 
     # both generators were saved for lesson 07 with the ImageGANConfig they were trained with
     for z in (1, 2):

@@ -155,14 +155,18 @@ def _clauses_04(r: dict[str, Any]) -> list[Callable[[], str]]:
 def _clauses_05(r: dict[str, Any]) -> list[Callable[[], str]]:
     return [
         lambda: (
-            "Dist-GAN vs vanilla DCGAN, classes covered at latent 1 / 10: "
-            f"{_num(r['dist_gan_z1_classes_covered'])} / "
-            f"{_num(r['dist_gan_z10_classes_covered'])} vs "
-            f"{_num(r['vanilla_z1_classes_covered'])} / {_num(r['vanilla_z10_classes_covered'])}"
+            f"converged references at latent 10 ({r['ref_dist_gan_z10_seeds']} Dist-GAN and "
+            f"{r['ref_vanilla_z10_seeds']} vanilla DCGAN seeds): IS "
+            f"{r['ref_dist_gan_z10_is_mean']:.2f} ± {r['ref_dist_gan_z10_is_mean_std']:.2f} vs "
+            f"{r['ref_vanilla_z10_is_mean']:.2f} ± {r['ref_vanilla_z10_is_mean_std']:.2f}, "
+            f"Dist-GAN {r['ref_verdict_z10_is_mean']}; at latent 1 "
+            f"{r['ref_verdict_z1_is_mean']}"
         ),
         lambda: (
-            f"at latent 10 IS {r['dist_gan_z10_is']:.2f} vs {r['vanilla_z10_is']:.2f} and FID "
-            f"{r['dist_gan_z10_fid']:.1f} vs {r['vanilla_z10_fid']:.1f}"
+            "live run, classes covered at latent 1 / 10: Dist-GAN "
+            f"{_num(r['dist_gan_z1_classes_covered'])} / "
+            f"{_num(r['dist_gan_z10_classes_covered'])}, vanilla "
+            f"{_num(r['vanilla_z1_classes_covered'])} / {_num(r['vanilla_z10_classes_covered'])}"
         ),
     ]
 
