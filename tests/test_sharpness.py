@@ -10,7 +10,7 @@ from tiny_gans import tiny_gan
 
 from gan_utils.core.history import History
 from gan_utils.core.train import TrainConfig, train
-from gan_utils.hessian.sharpness import late_mean, merged_series, rank_correlation
+from gan_utils.hessian.sharpness import late_mean, late_values, merged_series, rank_correlation
 from gan_utils.toy.coverage import coverage_callback, evaluate_coverage
 from gan_utils.toy.mixtures import grid
 
@@ -67,3 +67,21 @@ def test_rank_correlation_and_late_mean():
     with pytest.raises(ValueError, match="share"):
         late_mean(history, "v", share=0)
     assert torch.get_default_dtype() == torch.float32
+
+
+def test_late_values_are_what_late_mean_averages():
+    history = History()
+    for step, value in enumerate([9.0, 1.0, np.nan, 2.0, 3.0, 4.0]):
+        history.log(step, v=value)
+    assert late_values(history, "v").tolist() == [2.0, 3.0, 4.0]  # last half of 5 finite values
+    assert late_values(history, "v", share=0.1).tolist() == [4.0]  # at least one value
+    assert late_values(history, "v", share=1.0).tolist() == [9.0, 1.0, 2.0, 3.0, 4.0]
+    for share in (0.1, 0.5, 1.0):
+        assert late_mean(history, "v", share) == pytest.approx(
+            float(np.mean(late_values(history, "v", share)))
+        )
+    empty = History()
+    empty.log(0, v=np.nan)
+    assert len(late_values(empty, "v")) == 0 and math.isnan(late_mean(empty, "v"))
+    with pytest.raises(ValueError, match="share"):
+        late_values(history, "v", share=1.5)

@@ -9,7 +9,7 @@ the top eigenvalues (``gan_utils.hessian.spectra.spectrum_callback``, or ``nu_ei
 ``gan_utils.images.evaluation.EpochEvaluator`` for digits). ``merged_series`` pairs
 them up by step, ``rank_correlation`` says whether they move together within a run, and
 ``late_mean`` summarises a run by the second half of its curve (the first steps, far from
-any minimum, say little about sharp minima).
+any minimum, say little about sharp minima; ``late_values`` are the values it averages).
 """
 
 from __future__ import annotations
@@ -60,14 +60,22 @@ def rank_correlation(x: Sequence[float], y: Sequence[float]) -> float:
     return float(scipy.stats.spearmanr(x, y).statistic)
 
 
-def late_mean(history: History, key: str, share: float = 0.5) -> float:
-    """Mean of the last ``share`` of a logged series' finite values (at least one value)."""
+def late_values(history: History, key: str, share: float = 0.5) -> np.ndarray:
+    """The last ``share`` of a logged series' finite values (at least one value; empty when
+    none is finite): what ``late_mean`` averages, e.g. to show the range behind a mean."""
     share = check_number("share", share, 0, 1, min_open=True)
     values = history.series(key)[1]
     values = values[np.isfinite(values)]
     if not len(values):
-        return float("nan")
-    return float(np.mean(values[-max(1, math.ceil(share * len(values))) :]))
+        return values
+    return values[-max(1, math.ceil(share * len(values))) :]
 
 
-__all__ = ["late_mean", "merged_series", "rank_correlation"]
+def late_mean(history: History, key: str, share: float = 0.5) -> float:
+    """Mean of the last ``share`` of a logged series' finite values (at least one value;
+    NaN when none is finite)."""
+    values = late_values(history, key, share)
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+__all__ = ["late_mean", "late_values", "merged_series", "rank_correlation"]
