@@ -1,31 +1,58 @@
-"""Lesson 07's course table: finding saved generators, training missing lessons, scoring."""
+"""Lesson 07's course table: the reference models grouped over seeds and scored, and the
+live runs (finding saved generators, training missing lessons, scoring)."""
 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from gan_utils.core.checkpoints import save_generator
+from gan_utils.core.checkpoints import model_checkpoint_path, save_generator
 from gan_utils.core.latent import generate, sample_latent
 from gan_utils.core.train import TrainConfig
 from gan_utils.images.classifier import DigitClassifier
 from gan_utils.images.course_table import (
+    COURSE_COLUMNS,
     GeneratorKey,
+    ReferenceGroup,
+    baseline_of,
+    compare_to_baseline,
     course_table,
     ensure_lessons_trained,
+    group_rows,
+    models_dir,
+    reference_groups,
+    reference_results,
+    reference_summary_rows,
+    relative_difference,
     saved_generator_keys,
     score_generator,
+    score_reference_runs,
+    setting_differences,
     summary_rows,
     table_markdown,
 )
 from gan_utils.images.metrics import classifier_statistics, score_digits
+from gan_utils.images.mnist import load_mnist
 from gan_utils.images.models import dense_generator
 from gan_utils.images.recipe import dist_gan_image_config, save_run, train_image_gan
-from gan_utils.images.references import format_cell
+from gan_utils.images.references import (
+    REFERENCES,
+    TINY,
+    RealDigits,
+    evaluation_latents,
+    format_cell,
+    load_reference,
+    load_reference_classifier,
+    read_manifest,
+    reference_table_markdown,
+    score_images,
+    verdict,
+)
 
 BUILDER = "gan_utils.images.models:dense_generator"
 
@@ -209,3 +236,176 @@ def test_a_recipe_run_is_scored_with_its_own_latent_prior(root, classifier, refe
 def test_format_cell():
     assert format_cell(3.14159, 0.2, 2) == "3.14 ± 0.20"
     assert format_cell(3.14159, float("nan"), 1) == "3.1"
+
+
+def test_looking_for_saved_generators_creates_no_folder(root):
+    assert saved_generator_keys(["04_vanilla_gan", "05_dist_gan"], seed=0) == []
+    assert not (root / "artifacts").exists()
+    # the folder looked in is the one save_generator writes to
+    path = model_checkpoint_path("05_dist_gan", "dense", "dist_gan", 2, 0)
+    assert models_dir("05_dist_gan") == path.parent
+
+
+# ---- the reference models ------------------------------------------------------------------
+GAN_REFERENCES = [n for n, r in REFERENCES.items() if r.config is not None and n != TINY]
+
+
+def _metrics(names, seed=0):
+    """Made-up final metrics for ``names``: every column of the course table."""
+    rng = np.random.default_rng(seed)
+    return {n: {key: float(rng.uniform(1, 10)) for key, *_ in COURSE_COLUMNS} for n in names}
+
+
+def test_reference_groups_hold_every_gan_reference_once_grouped_over_seeds():
+    groups = reference_groups()
+    names = [n for g in groups for n in g.names]
+    assert sorted(names) == sorted(GAN_REFERENCES)  # the classifier and tiny-dense are left out
+    for group in groups:
+        stems = {re.sub(r"-s\d+$", "", n) for n in group.names}
+        assert stems == {group.key}  # one method, architecture and latent size per group
+        configs = [REFERENCES[n].config for n in group.names]
+        assert {(c.method, c.architecture, c.latent_dim) for c in configs} == {
+            (group.method, group.architecture, group.latent_dim)
+        }
+        assert sorted(c.seed for c in configs) == list(range(group.seeds)) or group.lone
+    by_key = {g.key: g for g in groups}
+    assert by_key["vanilla-dcgan-z10"].seeds == 3
+    assert by_key["vanilla-dcgan-z10"].label == "vanilla DCGAN z10 (lesson 04)"
+    assert by_key["distgan-dcgan-z1"].label == "Dist-GAN DCGAN z1 (lesson 05)"
+    assert by_key["nugan-dense-z10"].label == "NU-GAN dense z10 (lesson 06)"
+    long = by_key["vanilla-dcgan-z1-long"]
+    assert long.lone and long.seeds == 1 and long.label == "vanilla DCGAN z1, long run (lesson 04)"
+    assert long.result_key == "ref_vanilla_dcgan_z1_long"
+    # every method comes after its baseline, and the baseline is the vanilla run of the same
+    # architecture and latent size with several seeds
+    order = [g.key for g in groups]
+    for group in groups:
+        baseline = baseline_of(group, groups)
+        if group.method == "gan":
+            assert baseline is None
+            continue
+        assert baseline.method == "gan" and not baseline.lone
+        assert (baseline.architecture, baseline.latent_dim) == (
+            group.architecture,
+            group.latent_dim,
+        )
+        assert order.index(baseline.key) < order.index(group.key)
+    assert baseline_of(by_key["distgan-dcgan-z10"], groups).key == "vanilla-dcgan-z10"
+    assert baseline_of(by_key["nugan-dense-z1"], groups).key == "vanilla-dense-z1"
+    assert baseline_of(by_key["nugan-dense-z1"], [by_key["nugan-dense-z1"]]) is None
+
+
+def test_reference_groups_keep_only_the_latent_sizes_asked_for():
+    groups = reference_groups([10])
+    assert groups and {g.latent_dim for g in groups} == {10}
+    with pytest.raises(ValueError, match=r"latent_sizes must hold at least one latent size"):
+        reference_groups([])
+    with pytest.raises(ValueError, match=r"latent_sizes\[1\] must be an integer >= 1, got 0"):
+        reference_groups([1, 0])
+
+
+def test_group_rows_are_the_mean_and_std_over_seeds():
+    groups = [
+        ReferenceGroup("a-z1", "a z1", "gan", "dense", 1, "04_vanilla_gan", ("r1", "r2", "r3")),
+        ReferenceGroup("b-z1-x", "b z1", "gan", "dense", 1, "04_vanilla_gan", ("r4",)),
+    ]
+    metrics = _metrics(["r1", "r2", "r3", "r4"])
+    rows = group_rows(groups, metrics)
+    assert [(r["label"], r["seeds"]) for r in rows] == [("a z1", 3), ("b z1", 1)]
+    for key, *_ in COURSE_COLUMNS:
+        values = [metrics[n][key] for n in ("r1", "r2", "r3")]
+        mean = sum(values) / 3
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / 2)
+        assert rows[0][f"{key}_mean"] == pytest.approx(mean, rel=1e-12)
+        assert rows[0][f"{key}_std"] == pytest.approx(std, rel=1e-12)
+        assert rows[1][f"{key}_mean"] == metrics["r4"][key] and math.isnan(rows[1][f"{key}_std"])
+    with pytest.raises(KeyError, match="r9"):
+        group_rows([ReferenceGroup("c", "c", "gan", "dense", 1, "04", ("r9",))], metrics)
+
+    markdown = reference_table_markdown(
+        rows, floors={k: 1.0 for k, *_ in COURSE_COLUMNS}, columns=COURSE_COLUMNS
+    )
+    lines = markdown.splitlines()
+    assert len(lines) == 2 + 2 + 1 and lines[-1].startswith("| real held-out digits | |")
+    assert lines[0].count("|") == len(COURSE_COLUMNS) + 3
+    is_cell = format_cell(rows[0]["is_mean_mean"], rows[0]["is_mean_std"], 2)
+    assert lines[2].startswith(f"| a z1 | 3 | {is_cell} |")
+    assert " ± " not in lines[3]  # one seed: the value alone
+
+    summary = reference_summary_rows(rows)
+    assert summary[0]["model"] == "a z1" and summary[0]["seeds"] == 3
+    assert summary[0]["FID train"] == round(rows[0]["fid_train_mean"], 1)
+    results = reference_results(rows, groups)
+    assert set(results) == {"ref_a_z1", "ref_b_z1_x"}
+    assert results["ref_a_z1"]["recall_mean"] == round(rows[0]["recall_mean"], 4)
+    assert results["ref_b_z1_x"]["seeds"] == 1 and results["ref_b_z1_x"]["recall_std"] is None
+
+
+def test_compare_to_baseline_applies_the_verdict_to_every_metric_with_a_direction():
+    method = ReferenceGroup("m-z1", "m", "dist_gan", "dcgan", 1, "05_dist_gan", ("m1", "m2"))
+    base = ReferenceGroup("v-z1", "v", "gan", "dcgan", 1, "04_vanilla_gan", ("v1", "v2", "v3"))
+    metrics = _metrics(["m1", "m2", "v1", "v2", "v3"], seed=3)
+    for name, fid in (("m1", 10.0), ("m2", 11.0), ("v1", 100.0), ("v2", 101.0), ("v3", 99.0)):
+        metrics[name]["fid_train"] = fid
+    comparison = compare_to_baseline(method, base, metrics)
+    directed = [k for k, _, _, higher in COURSE_COLUMNS if higher is not None]
+    assert list(comparison) == directed and "density" not in comparison
+    assert comparison["fid_train"] == {"method": 10.5, "baseline": 100.0, "verdict": "better"}
+    for key, _, _, higher in COURSE_COLUMNS:
+        if higher is None:
+            continue
+        a = [metrics[n][key] for n in method.names]
+        b = [metrics[n][key] for n in base.names]
+        assert comparison[key]["verdict"] == verdict(a, b, higher)
+
+
+def test_setting_differences_name_what_a_method_changes_besides_its_loss():
+    dist = REFERENCES["distgan-dcgan-z10-s0"].config
+    vanilla = REFERENCES["vanilla-dcgan-z10-s0"].config
+    same, different = setting_differences(dist, vanilla)
+    assert same["num_steps"] == vanilla.num_steps and same["batch_size"] == vanilla.batch_size
+    assert different["lr_g"] == (dist.lr_g, vanilla.lr_g) and dist.lr_g != vanilla.lr_g
+    assert different["betas"] == (dist.betas, vanilla.betas)
+    assert not set(same) & set(different)
+    nu = REFERENCES["nugan-dense-z10-s0"].config
+    dense = REFERENCES["vanilla-dense-z10-s0"].config
+    assert setting_differences(nu, dense)[1] == {}  # NU-GAN keeps its baseline's optimiser
+    with pytest.raises(ValueError, match="fields must be fields of ImageGANConfig, got 'speed'"):
+        setting_differences(nu, dense, ["lr_g", "speed"])
+
+
+def test_relative_difference_is_the_largest_over_keys_and_list_elements():
+    recorded = {"a": 2.0, "b": 0.0, "c": [10, 20], "n": 1000}
+    measured = {"a": 2.2, "b": 0.01, "c": [10, 21], "n": 1000, "extra": 5.0}
+    assert relative_difference(recorded, measured) == pytest.approx(0.1)
+    assert relative_difference(recorded, dict(recorded)) == 0.0
+    with pytest.raises(KeyError, match="'b'"):
+        relative_difference(recorded, {"a": 2.0, "c": [10, 20], "n": 1000})
+    with pytest.raises(ValueError, match="c: recorded has shape"):
+        relative_difference({"c": [1, 2]}, {"c": [1, 2, 3]})
+
+
+def _local_data_matches_the_references() -> bool:
+    data = read_manifest()["real_digits"]["data"]
+    return load_mnist("train", verbose=False).fingerprint == data["train"]
+
+
+@pytest.mark.slow
+def test_a_shipped_reference_scored_again_reproduces_its_recorded_metrics():
+    if not _local_data_matches_the_references():
+        pytest.skip("the references were scored on other digits than these tests see")
+    classifier = load_reference_classifier()
+    real = RealDigits.build(
+        classifier, load_mnist("train", verbose=False), load_mnist("test", verbose=False)
+    )
+    name = "vanilla-dense-z10-s1"
+    scored = score_reference_runs([name], classifier, real)[name]
+    assert (
+        scored.config.latent_dim == 10
+        and scored.recorded == read_manifest()["runs"][name]["metrics"]
+    )
+    assert relative_difference(scored.recorded, scored.measured) <= 1e-5
+    # independently: the shipped generator at the fixed latents, scored by score_images
+    run = load_reference(name)
+    direct = score_images(generate(run.generator, evaluation_latents(run.config)), classifier, real)
+    assert relative_difference(direct, scored.measured) == 0.0

@@ -620,19 +620,28 @@ def format_cell(mean: float, std: float, digits: int) -> str:
 
 
 def reference_rows(
-    groups: dict[str, Sequence[str]], metrics: dict[str, dict[str, Any]]
+    groups: dict[str, Sequence[str]],
+    metrics: dict[str, dict[str, Any]],
+    columns: Sequence[tuple] = TABLE_COLUMNS,
 ) -> list[dict[str, Any]]:
-    """One row per group of seeds (label -> run names): for every metric of
-    ``TABLE_COLUMNS`` its mean and standard deviation (ddof 1; NaN for one run) over the
-    group's runs, as ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``.
+    """One row per group of seeds (label -> run names): for every metric of ``columns``
+    (tuples starting ``(metric, header, decimals)``, as ``TABLE_COLUMNS``) its mean and
+    standard deviation (ddof 1; NaN for one run) over the group's runs, as
+    ``<metric>_mean`` / ``<metric>_std``, plus ``label`` and ``seeds``.
 
     ``metrics`` maps a run name to its final metrics (``LoadedReference.metrics``, or the
     manifest's ``runs[name]["metrics"]``).
+
+    Raises:
+        KeyError: a run of a group has no metrics, naming it.
     """
     rows = []
     for label, names in groups.items():
+        missing = [n for n in names if n not in metrics]
+        if missing:
+            raise KeyError(f"metrics has no entry for the reference run(s) {missing}")
         row: dict[str, Any] = {"label": label, "seeds": len(names)}
-        for key, _, _ in TABLE_COLUMNS:
+        for key, *_ in columns:
             values = np.array([float(metrics[n][key]) for n in names], dtype=float)
             row[f"{key}_mean"] = float(values.mean())
             row[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
@@ -641,17 +650,20 @@ def reference_rows(
 
 
 def reference_table_markdown(
-    rows: Sequence[dict[str, Any]], floors: dict[str, Any] | None = None
+    rows: Sequence[dict[str, Any]],
+    floors: dict[str, Any] | None = None,
+    columns: Sequence[tuple] = TABLE_COLUMNS,
 ) -> str:
-    """The rows as a Markdown table (mean ± std over seeds); ``floors`` (the manifest's
-    ``real_digits`` metrics) adds a last line for held-out real digits."""
-    header = "| run | seeds | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
-    lines = [header, "| --- | ---: | " + " | ".join("---:" for _ in TABLE_COLUMNS) + " |"]
+    """The rows as a Markdown table (mean ± std over seeds; the mean alone for one seed);
+    ``floors`` (the manifest's ``real_digits`` metrics) adds a last line for held-out real
+    digits. ``columns`` as for ``reference_rows``."""
+    header = "| run | seeds | " + " | ".join(h for _, h, *_ in columns) + " |"
+    lines = [header, "| --- | ---: | " + " | ".join("---:" for _ in columns) + " |"]
     for row in rows:
-        cells = [format_cell(row[f"{k}_mean"], row[f"{k}_std"], d) for k, _, d in TABLE_COLUMNS]
+        cells = [format_cell(row[f"{k}_mean"], row[f"{k}_std"], d) for k, _, d, *_ in columns]
         lines.append(f"| {row['label']} | {row['seeds']} | " + " | ".join(cells) + " |")
     if floors is not None:
-        cells = [format_cell(float(floors[k]), float("nan"), d) for k, _, d in TABLE_COLUMNS]
+        cells = [format_cell(float(floors[k]), float("nan"), d) for k, _, d, *_ in columns]
         lines.append("| real held-out digits | | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
