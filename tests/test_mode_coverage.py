@@ -12,9 +12,11 @@ from scipy.stats import entropy
 from gan_utils.core.latent import fixed_latents
 from gan_utils.toy.coverage import (
     NUM_EVAL_SAMPLES,
+    collapse_verdict,
     coverage_callback,
     evaluate_coverage,
     mode_coverage,
+    mode_spacing,
 )
 from gan_utils.toy.mixtures import grid, ring
 
@@ -167,3 +169,62 @@ def test_evaluate_coverage_uses_its_own_latents_and_leaves_the_global_rng_alone(
     assert torch.equal(fixed_latents(4, 2, seed=1), fixed_latents(4, 2, seed=1))
     with pytest.raises(ValueError, match="prior"):
         fixed_latents(4, 2, prior="cauchy")
+
+
+# ---- the collapse rule: "near" counts, spacing and verdicts -------------------------------
+def test_mode_spacing_is_the_closed_form_chord_of_the_ring_and_the_grid_step():
+    assert mode_spacing(RING.centres) == pytest.approx(
+        2 * 2 * math.sin(math.pi / 8), rel=1e-6
+    )  # float32 centres
+    assert mode_spacing(GRID.centres) == pytest.approx(2.0, rel=1e-12)
+    assert mode_spacing(np.zeros((1, 2))) == math.inf
+
+
+def test_near_counts_use_a_quarter_of_the_spacing_not_the_hq_radius():
+    spacing = mode_spacing(RING.centres)
+    centre = RING.centres[0].double()
+    direction = centre / centre.norm()
+    inside = centre + 0.24 * spacing * direction  # near, far outside 3 std (0.06)
+    outside = centre + 0.26 * spacing * direction
+    m = mode_coverage(torch.stack([inside, outside]), RING.centres, RING.std)
+    assert m.near_counts[0] == 1 and sum(m.near_counts) == 1
+    assert m.hq_counts[0] == 0  # neither is high quality
+
+
+def collapsed_on(modes: int, share_near: float, hq_jitter: float, mixture=RING, n: int = 2500):
+    """``share_near`` of n samples spread over the first ``modes`` centres (within
+    ``hq_jitter`` std), the rest far from every centre."""
+    near = int(round(share_near * n))
+    counts = [near // modes + (1 if k < near % modes else 0) for k in range(modes)]
+    counts += [0] * (mixture.num_modes - modes)
+    points = on_centres(counts, mixture, jitter=hq_jitter)
+    far = torch.full((n - near, 2), 50.0)
+    return torch.cat([points, far])
+
+
+@pytest.mark.parametrize(
+    ("modes", "share", "jitter", "expected"),
+    [
+        (4, 0.95, 2.0, "collapsed"),  # sharp samples on half the ring's modes
+        (1, 0.99, 2.0, "collapsed"),  # the textbook picture: one mode
+        (5, 0.85, 2.0, "partial"),  # 5 modes: 68 % of samples near the top 4
+        (4, 0.65, 2.0, "partial"),  # under 70 % near the 4 modes (65 % HQ: sharp)
+        (8, 0.99, 2.0, "covering"),  # every mode, 99 % HQ
+        (8, 0.80, 2.0, "partial"),  # every mode covered but only 80 % HQ
+        (2, 0.95, 10.0, "blurry"),  # near two modes but beyond 3 std: not sharp
+    ],
+)
+def test_collapse_verdict_rules(modes, share, jitter, expected):
+    m = mode_coverage(collapsed_on(modes, share, jitter), RING.centres, RING.std)
+    assert m.verdict() == collapse_verdict(m) == expected
+    top = sorted(m.near_counts, reverse=True)[:4]
+    assert m.near_few_percent == pytest.approx(100 * sum(top) / 2500)
+
+
+def test_covering_on_the_grid_allows_two_missing_modes_of_25():
+    counts = [100] * 23 + [0, 0]
+    m = mode_coverage(on_centres(counts, GRID, jitter=2.0), GRID.centres, GRID.std)
+    assert m.modes_covered == 23 and m.verdict() == "covering"
+    counts = [100] * 22 + [0, 0, 0]
+    m = mode_coverage(on_centres(counts, GRID, jitter=2.0), GRID.centres, GRID.std)
+    assert m.verdict() == "partial"  # 22 modes: neither few (<= 12) nor almost all

@@ -12,7 +12,14 @@ import torch
 
 from gan_utils.core.loop import every
 from gan_utils.core.train import train
-from gan_utils.core.variants import ALIASES, VARIANTS, Variant, customise, get_variant
+from gan_utils.core.variants import (
+    ALIASES,
+    REMEDIES,
+    VARIANTS,
+    Variant,
+    customise,
+    get_variant,
+)
 from gan_utils.toy.coverage import ModeCoverage
 from gan_utils.toy.mixtures import grid
 from gan_utils.toy.runs import (
@@ -38,8 +45,16 @@ WASSERSTEIN_FAMILY = {
 }
 
 
-def test_there_are_exactly_the_ten_variants_of_the_lesson():
-    assert list(VARIANTS) == [
+def test_there_are_exactly_the_ten_loss_variants_and_six_remedies_of_the_lesson():
+    assert list(REMEDIES) == [
+        "pacgan2",
+        "pacgan3",
+        "pacgan4",
+        "minibatch_std",
+        "unrolled5",
+        "unrolled10",
+    ]
+    assert [name for name in VARIANTS if name not in REMEDIES] == [
         "minimax",
         "non_saturating",
         "non_saturating_topk",
@@ -226,6 +241,8 @@ def test_customise_names_known_combinations_and_custom_ones():
     assert customise("standard") is VARIANTS["minimax"]
     hinge_sn = customise("hinge", spectral_norm=True)
     assert hinge_sn.name == "hinge+sn" and hinge_sn.spectral_norm and hinge_sn.loss == "hinge"
+    with pytest.raises(ValueError, match="unroll_steps=5 cannot be combined with spectral_norm"):
+        customise("unrolled5", spectral_norm=True)
 
 
 def test_settings_validation_names_the_field():
@@ -347,3 +364,34 @@ def test_linear_lr_decay_after_a_fraction_of_training_reaches_zero():
     assert [s.pop() for s in seen] == pytest.approx(expected)
     with pytest.raises(ValueError, match="lr_decay_from"):
         dataclasses.replace(TINY, lr_decay_from=1.0).validate()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("wasserstein", ("rmsprop", 5e-5, 5e-5)),
+        ("wasserstein_clip", ("rmsprop", 5e-5, 5e-5)),
+        ("wgan_gp", ("adam", 1e-4, 1e-4)),
+        ("wgan_gp_topk", ("adam", 1e-4, 1e-4)),
+        ("wasserstein_sn", ("adam", 1e-4, 1e-4)),
+        ("minimax", ("adam", 1e-3, 1e-3)),  # no paper setting: the lesson's shared Adam
+        ("pacgan2", ("adam", 1e-3, 1e-3)),
+    ],
+)
+def test_paper_optimizers_replace_the_shared_optimiser_for_the_wasserstein_family(name, expected):
+    shared = toy_train_config(get_variant(name), 0, ToySettings())
+    paper = toy_train_config(get_variant(name), 0, ToySettings(paper_optimizers=True))
+    assert (paper.optimizer, paper.lr_g, paper.lr_d) == expected
+    assert (shared.optimizer, shared.lr_g) == ("adam", 1e-3)
+    betas = {"wgan_gp": (0.0, 0.9), "wgan_gp_topk": (0.0, 0.9), "wasserstein_sn": (0.5, 0.9)}
+    assert tuple(paper.betas) == betas.get(name, (0.5, 0.9))
+    assert paper.n_critic == shared.n_critic  # only the optimiser changes
+
+
+def test_paper_optimizers_flag_of_gan_toy_reaches_the_settings():
+    from gan_utils.toy.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["--paper_optimizers", "--loss", "wgan_gp"])
+    assert settings_from_args(args).paper_optimizers is True
+    with pytest.raises(TypeError, match="paper_optimizers"):
+        ToySettings(paper_optimizers="yes")

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from .checks import check_bool, check_choice, check_int
+from .remedies import MinibatchStd
 
 ACTIVATIONS = {
     "relu": lambda: nn.ReLU(),
@@ -85,9 +86,24 @@ def mlp_critic(
     depth: int = 3,
     activation: str = "leaky_relu",
     spectral_norm: bool = False,
+    minibatch_std: bool = False,
 ) -> nn.Sequential:
-    """Critic D: R^data_dim -> R (one logit per sample; no sigmoid)."""
-    return mlp(data_dim, 1, width, depth, activation, "none", spectral_norm)
+    """Critic D: R^data_dim -> R (one logit per sample; no sigmoid).
+
+    ``minibatch_std``: a ``gan_utils.core.remedies.MinibatchStd`` layer right before the
+    last linear layer (which then takes width + 1 features; with depth 0 the feature is
+    appended to the input), as in Karras et al. 2018.
+    """
+    if not check_bool("minibatch_std", minibatch_std):
+        return mlp(data_dim, 1, width, depth, activation, "none", spectral_norm)
+    depth = check_int("depth", depth, minimum=0)
+    layers: list[nn.Module] = []
+    if depth:  # the hidden layers of mlp(data_dim, 1, ...), activation included
+        layers += [*mlp(data_dim, width, width, depth - 1, activation, "none", spectral_norm)]
+        layers.append(ACTIVATIONS[activation]())
+    last = nn.Linear((width if depth else data_dim) + 1, 1)
+    layers += [MinibatchStd(), _spectral_norm(last) if spectral_norm else last]
+    return nn.Sequential(*layers)
 
 
 def requires_grad(model: nn.Module, flag: bool) -> None:

@@ -7,6 +7,10 @@ Per generator step the loop makes ``n_critic`` critic steps and one generator st
         minimise  L_D(D(x), D(G(z)))  [+ lambda * GP]  over D; clip D's weights if asked
     z ~ p(z)                              # generator_step
     minimise  L_G(D(G(z)))  over G        [top-k: only the k fakes D rates most real]
+                                          [unrolled: against D after k look-ahead steps]
+
+PacGAN (``pack`` = m > 1) makes every batch m times larger and the critic judge packs of
+m samples (``gan_utils.core.remedies``).
 
 Every variant of the course differs only in ``TrainConfig``. Data stays on the device:
 a tensor of samples is indexed with random indices, or a ``sample_real(batch_size)``
@@ -43,6 +47,7 @@ from .latent import LATENT_PRIORS, sample_latent
 from .loop import Callback, DivergenceError, check_resumable, every, run_steps
 from .losses import LOSSES, GANLoss, get_loss, gradient_penalty
 from .mlp import requires_grad
+from .remedies import unrolled_generator_loss
 from .runtime import get_device, set_seed
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -71,6 +76,8 @@ class TrainConfig:
     topk_gamma: float = 0.99  # k = max(gamma^epoch * batch, nu * batch)
     topk_nu: float = 0.5
     steps_per_epoch: int = 20  # generator steps per "epoch" for the top-k schedule
+    pack: int = 1  # PacGAN: the critic judges packs of m samples (needs a PackedCritic)
+    unroll_steps: int = 0  # unrolled GAN: G's loss against the critic after k look-ahead steps
     seed: int = 0  # seeds every RNG at the start of a fresh run
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     log_every: int = 10  # steps between history rows (and NaN/inf checks)
@@ -121,12 +128,54 @@ class TrainConfig:
         check_probability("topk_nu", self.topk_nu, min_open=True)
         check_int("seed", self.seed, minimum=0)
         check_bool("progress", self.progress)
+        check_int("pack", self.pack, minimum=1)
+        check_int("unroll_steps", self.unroll_steps, minimum=0)
+        self._check_remedy_options()
         if (self.real_label != 1.0 or self.label_flip_prob > 0) and self.loss not in BCE_LOSSES:
             raise ValueError(
                 f"real_label and label_flip_prob apply to the BCE losses {BCE_LOSSES} only, "
                 f"not loss={self.loss!r}"
             )
         get_device(self.device)
+
+    def _check_remedy_options(self) -> None:
+        """PacGAN and the unrolled GAN with the options they do not support."""
+        unsupported = []
+        if self.pack > 1:
+            unsupported += [
+                (
+                    "gp_weight",
+                    self.gp_weight > 0,
+                    "the gradient penalty is per sample, not per pack",
+                ),
+                ("topk", self.topk, "top-k ranks single fakes, not packs"),
+            ]
+            unsupported = [(f"pack={self.pack}", *u) for u in unsupported]
+        if self.unroll_steps > 0:
+            remedy = f"unroll_steps={self.unroll_steps}"
+            unsupported += [
+                (
+                    remedy,
+                    "clip_value",
+                    self.clip_value is not None,
+                    "clipping is not differentiable",
+                ),
+                (remedy, "gp_weight", self.gp_weight > 0, "the look-ahead has no penalty term"),
+                (remedy, "topk", self.topk, "the look-ahead uses the plain generator loss"),
+                (remedy, "real_label", self.real_label != 1.0, "the look-ahead uses plain targets"),
+                (
+                    remedy,
+                    "label_flip_prob",
+                    self.label_flip_prob > 0,
+                    "the look-ahead uses plain targets",
+                ),
+            ]
+        for remedy, option, used, why in unsupported:
+            if used:
+                raise ValueError(
+                    f"{remedy} does not support {option}={getattr(self, option)!r} ({why}); "
+                    f"allowed with it: {option} off"
+                )
 
 
 @dataclass
@@ -161,7 +210,7 @@ def make_optimizer(params, lr: float, config: TrainConfig) -> torch.optim.Optimi
 
 
 def _critic_logits(critic: nn.Module, x: Tensor) -> Tensor:
-    return critic(x).reshape(x.shape[0])  # (B, 1) -> (B,)
+    return critic(x).reshape(-1)  # (B, 1) -> (B,); B / m logits for a PacGAN critic
 
 
 def _bce_critic_loss_with_targets(
@@ -232,16 +281,27 @@ def generator_step(
     step: int,
     grad_hook: Callable[[TrainState], None] | None = None,
     state: TrainState | None = None,
+    d_optimizer: torch.optim.Optimizer | None = None,
+    data: Tensor | Callable[[int], Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """One generator update (top-k if configured); ``grad_hook`` may edit G's gradients
-    after backward and before the optimiser step (NU-GAN, lesson 06)."""
-    z = sample_latent(config.batch_size, config.latent_dim, config.latent_prior, device)
+    """One generator update (top-k if configured; against the unrolled critic when
+    ``config.unroll_steps`` > 0, which needs ``d_optimizer`` and ``data``); ``grad_hook``
+    may edit G's gradients after backward and before the optimiser step (NU-GAN, lesson 06)."""
     requires_grad(critic, False)  # gradients flow through D into G, but D is not updated
+    if config.unroll_steps:
+        g_loss = unrolled_generator_loss(generator, critic, d_optimizer, data, loss, config, device)
+        return _generator_update(g_loss, generator, critic, optimizer, grad_hook, state)
+    size = config.batch_size * config.pack
+    z = sample_latent(size, config.latent_dim, config.latent_prior, device)
     fake_logits = _critic_logits(critic, generator(z))
     if config.topk:
         # Sinha et al. 2020: only the k fakes the critic rates most real update G.
         fake_logits = torch.topk(fake_logits, topk_size(step, config)).values
     g_loss = loss.generator(fake_logits)
+    return _generator_update(g_loss, generator, critic, optimizer, grad_hook, state)
+
+
+def _generator_update(g_loss, generator, critic, optimizer, grad_hook, state) -> dict[str, Tensor]:
     optimizer.zero_grad(set_to_none=True)
     g_loss.backward()
     requires_grad(critic, True)
@@ -341,6 +401,11 @@ def train(
     generator.to(device).train()
     critic.to(device).train()
     data = check_data(data, device)
+    if config.pack > 1 and getattr(critic, "pack", None) != config.pack:
+        raise ValueError(
+            f"pack={config.pack} needs a critic of packs: PackedCritic(critic, {config.pack}) "
+            f"from gan_utils.core.remedies, got {type(critic).__name__}"
+        )
 
     if resume_from is None:
         set_seed(config.seed)
@@ -360,12 +425,22 @@ def train(
 
     def step() -> dict[str, Tensor]:  # n_critic critic updates, then one generator update
         for _ in range(config.n_critic):
-            real = draw_real(data, config.batch_size, device)
+            real = draw_real(data, config.batch_size * config.pack, device)
             d_out = discriminator_step(
                 generator, critic, real, state.d_optimizer, loss, config, device
             )
         g_out = generator_step(
-            generator, critic, state.g_optimizer, loss, config, device, state.step, grad_hook, state
+            generator,
+            critic,
+            state.g_optimizer,
+            loss,
+            config,
+            device,
+            state.step,
+            grad_hook,
+            state,
+            state.d_optimizer,
+            data,
         )
         return {**d_out, **g_out}
 

@@ -18,6 +18,17 @@ wgan_gp               wasserstein     5         gradient penalty, lambda = 10
 wgan_gp_topk          wasserstein     5         gradient penalty + top-k generator update
 ====================  ==============  ========  ==========================================
 
+The remedies for mode collapse (``gan_utils.core.remedies``), each on the minimax loss so
+that it differs from ``minimax`` in the remedy alone:
+
+====================  ==========================================================
+name                  remedy
+====================  ==========================================================
+pacgan2/3/4           PacGAN: the critic judges packs of m = 2, 3, 4 samples
+minibatch_std         the batch's feature spread as one more critic feature
+unrolled5, unrolled10 G trained against the critic after k = 5, 10 look-ahead steps
+====================  ==========================================================
+
 Top-k (Sinha et al. 2020): the generator loss uses only the k fakes with the highest
 critic score, :math:`k = \max(\gamma^{e} B, \nu B)` at epoch e (gamma 0.99, nu 0.5,
 an epoch = ``steps_per_epoch`` generator steps; the Mode_Collapse repository's 10,000
@@ -43,6 +54,26 @@ GP_WEIGHT = 10.0  # WGAN-GP's lambda (Gulrajani et al. 2017; the repository used
 
 
 @dataclass(frozen=True)
+class PaperOptimizer:
+    """The optimiser a variant's paper trained with (``ToySettings.paper_optimizers``,
+    lesson 04's Wasserstein rows)."""
+
+    optimizer: str  # "adam" or "rmsprop"
+    lr: float
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's (unused by RMSprop)
+    source: str = ""  # where the setting comes from
+
+
+# The Wasserstein family with its papers' optimisers: WGAN (Arjovsky et al. 2017,
+# Algorithm 1: RMSprop, lr 5e-5, n_critic 5); WGAN-GP (Gulrajani et al. 2017, Algorithm 1:
+# Adam lr 1e-4, beta1 0, beta2 0.9, n_critic 5); SN-GAN (Miyato et al. 2018, setting A of
+# its Table 1: Adam lr 1e-4, beta1 0.5, beta2 0.9, n_dis 5).
+WGAN_RMSPROP = PaperOptimizer("rmsprop", 5e-5, source="Arjovsky et al. 2017, Algorithm 1")
+WGAN_GP_ADAM = PaperOptimizer("adam", 1e-4, (0.0, 0.9), "Gulrajani et al. 2017, Algorithm 1")
+SN_GAN_ADAM = PaperOptimizer("adam", 1e-4, (0.5, 0.9), "Miyato et al. 2018, Table 1, setting A")
+
+
+@dataclass(frozen=True)
 class Variant:
     """A GAN variant: a loss of ``gan_utils.core.losses.LOSSES`` plus training options."""
 
@@ -54,6 +85,10 @@ class Variant:
     gp_weight: float = 0.0  # lambda of the gradient penalty
     spectral_norm: bool = False  # spectral normalisation of every critic layer
     topk: bool = False  # top-k generator update
+    pack: int = 1  # PacGAN: samples per pack the critic judges (1: plain)
+    minibatch_std: bool = False  # minibatch standard deviation feature in the critic
+    unroll_steps: int = 0  # unrolled GAN: critic look-ahead steps in G's loss (0: plain)
+    paper_optimizer: PaperOptimizer | None = None  # its paper's optimiser, where one is fixed
 
     def __post_init__(self):
         check_choice("loss", self.loss, LOSSES)
@@ -63,6 +98,22 @@ class Variant:
         check_number("gp_weight", self.gp_weight, minimum=0)
         check_bool("spectral_norm", self.spectral_norm)
         check_bool("topk", self.topk)
+        check_int("pack", self.pack, minimum=1)
+        check_bool("minibatch_std", self.minibatch_std)
+        check_int("unroll_steps", self.unroll_steps, minimum=0)
+        if self.unroll_steps and self.spectral_norm:
+            raise ValueError(
+                f"unroll_steps={self.unroll_steps} cannot be combined with spectral_norm=True:"
+                " spectral normalisation updates its power-iteration vectors on every critic"
+                " call, so the look-ahead steps would change the real critic; use"
+                " unroll_steps=0 or spectral_norm=False"
+            )
+        self.train_config().validate()  # unsupported combinations fail here, by name
+
+    @property
+    def is_remedy(self) -> bool:
+        """True when PacGAN, the minibatch-std feature or unrolling is switched on."""
+        return self.pack > 1 or self.minibatch_std or self.unroll_steps > 0
 
     def train_config(self, **changes) -> TrainConfig:
         """The variant's ``TrainConfig``; ``changes`` set any other field (or override)."""
@@ -72,12 +123,14 @@ class Variant:
             "clip_value": self.clip_value,
             "gp_weight": self.gp_weight,
             "topk": self.topk,
+            "pack": self.pack,
+            "unroll_steps": self.unroll_steps,
         }
         return TrainConfig(**{**fields, **changes})
 
     def critic_options(self) -> dict:
         """Keyword arguments for ``gan_utils.core.mlp.mlp_critic``."""
-        return {"spectral_norm": self.spectral_norm}
+        return {"spectral_norm": self.spectral_norm, "minibatch_std": self.minibatch_std}
 
 
 _W = WASSERSTEIN_N_CRITIC
@@ -94,13 +147,20 @@ VARIANTS: dict[str, Variant] = {
         ),
         Variant("hinge", "hinge", "hinge critic (margin 1), G raises D(G(z))"),
         Variant("least_squares", "least_squares", "LSGAN (a=0, b=1, c=1)"),
-        Variant("wasserstein", "wasserstein", "WGAN without a Lipschitz constraint", n_critic=_W),
+        Variant(
+            "wasserstein",
+            "wasserstein",
+            "WGAN without a Lipschitz constraint",
+            n_critic=_W,
+            paper_optimizer=WGAN_RMSPROP,
+        ),
         Variant(
             "wasserstein_clip",
             "wasserstein",
             f"WGAN, critic weights clipped to [-{CLIP_VALUE}, {CLIP_VALUE}]",
             n_critic=_W,
             clip_value=CLIP_VALUE,
+            paper_optimizer=WGAN_RMSPROP,
         ),
         Variant(
             "wasserstein_sn",
@@ -108,6 +168,7 @@ VARIANTS: dict[str, Variant] = {
             "WGAN, spectral norm on every critic layer",
             n_critic=_W,
             spectral_norm=True,
+            paper_optimizer=SN_GAN_ADAM,
         ),
         Variant(
             "wgan_gp",
@@ -115,6 +176,7 @@ VARIANTS: dict[str, Variant] = {
             f"WGAN-GP, gradient penalty lambda = {GP_WEIGHT:g}",
             n_critic=_W,
             gp_weight=GP_WEIGHT,
+            paper_optimizer=WGAN_GP_ADAM,
         ),
         Variant(
             "wgan_gp_topk",
@@ -123,9 +185,30 @@ VARIANTS: dict[str, Variant] = {
             n_critic=_W,
             gp_weight=GP_WEIGHT,
             topk=True,
+            paper_optimizer=WGAN_GP_ADAM,
+        ),
+        *(
+            Variant(f"pacgan{m}", "minimax", f"PacGAN: the critic judges packs of {m}", pack=m)
+            for m in (2, 3, 4)
+        ),
+        Variant(
+            "minibatch_std",
+            "minimax",
+            "minibatch std: the batch's feature spread is a critic feature",
+            minibatch_std=True,
+        ),
+        *(
+            Variant(
+                f"unrolled{k}",
+                "minimax",
+                f"unrolled GAN: G against the critic {k} steps ahead",
+                unroll_steps=k,
+            )
+            for k in (5, 10)
         ),
     )
 }
+REMEDIES = tuple(name for name, v in VARIANTS.items() if v.is_remedy)
 
 # The Mode_Collapse repository's --loss names.
 ALIASES: dict[str, str] = {
@@ -151,11 +234,17 @@ def customise(
     clip_value: float | None = None,
     topk: bool = False,
     n_critic: int | None = None,
+    pack: int | None = None,
+    minibatch_std: bool = False,
+    unroll_steps: int | None = None,
 ) -> Variant:
-    """A variant with options switched on (the CLI's --spectral_norm, --clip_weights, --topk).
+    """A variant with options switched on (the CLI's --spectral_norm, --clip_weights, --topk,
+    --n_critic, --pack, --minibatch_std, --unroll); pack=1 and unroll_steps=0 mean off.
 
     The result takes the name of the registered variant it equals (e.g. wasserstein +
-    spectral_norm is ``wasserstein_sn``), else ``"<name>+sn+clip<c>+topk"``.
+    spectral_norm is ``wasserstein_sn``, minimax + pack 2 is ``pacgan2``), else
+    ``"<name>+sn+clip<c>+topk+ncritic<n>+pack<m>+mbstd+unroll<k>"``. A combination the
+    remedy does not support raises a ValueError naming both options.
     """
     base = get_variant(variant)
     changes = {}
@@ -167,17 +256,32 @@ def customise(
         changes["topk"] = True
     if n_critic is not None:
         changes["n_critic"] = check_int("n_critic", n_critic, minimum=1)
+    if pack is not None:
+        changes["pack"] = check_int("pack", pack, minimum=1)
+    if check_bool("minibatch_std", minibatch_std):
+        changes["minibatch_std"] = True
+    if unroll_steps is not None:
+        changes["unroll_steps"] = check_int("unroll_steps", unroll_steps, minimum=0)
+    changes = {k: v for k, v in changes.items() if getattr(base, k) != v}
     if not changes:
         return base
     custom = dataclasses.replace(base, **changes)
     for known in VARIANTS.values():
-        if dataclasses.replace(custom, name=known.name, description=known.description) == known:
+        same_labels = {
+            "name": known.name,
+            "description": known.description,
+            "paper_optimizer": known.paper_optimizer,
+        }
+        if dataclasses.replace(custom, **same_labels) == known:
             return known
     tags = [base.name]
     tags += ["sn"] if custom.spectral_norm and not base.spectral_norm else []
     tags += [f"clip{custom.clip_value:g}"] if custom.clip_value != base.clip_value else []
     tags += ["topk"] if custom.topk and not base.topk else []
     tags += [f"ncritic{custom.n_critic}"] if custom.n_critic != base.n_critic else []
+    tags += [f"pack{custom.pack}"] if custom.pack != base.pack else []
+    tags += ["mbstd"] if custom.minibatch_std and not base.minibatch_std else []
+    tags += [f"unroll{custom.unroll_steps}"] if custom.unroll_steps != base.unroll_steps else []
     return dataclasses.replace(
         custom, name="+".join(tags), description=f"{base.description} ({', '.join(tags[1:])})"
     )

@@ -50,7 +50,7 @@ from ..core.latent import LATENT_PRIORS, generate
 from ..core.loop import Callback
 from ..core.runtime import get_device, set_seed
 from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, steps_per_second, train
-from ..core.variants import VARIANTS, get_variant
+from ..core.variants import REMEDIES, VARIANTS, get_variant
 from ..hessian.nu_gan import NuGANConfig, NuGANHook
 from .dist_gan import (
     GP_SLOPES,
@@ -81,13 +81,20 @@ SIZES = {"dense": tuple(DENSE_SIZES), "dcgan": tuple(DCGAN_SIZES)}
 NOT_TRAINING_FIELDS = ("device",)  # the only field that does not change what is trained
 VANILLA_LESSON = "04_vanilla_gan"
 
+
 # Lesson 04's optimiser per loss variant: (optimiser, learning rate or None = the
-# architecture's, Adam betas), from the variants' papers.
+# architecture's, Adam betas), from the variants' papers (the Wasserstein rows from
+# ``Variant.paper_optimizer``, the one table of them).
+def _paper(name: str) -> tuple[str, float | None, tuple[float, float]]:
+    paper = VARIANTS[name].paper_optimizer
+    return paper.optimizer, paper.lr, tuple(paper.betas)
+
+
 LESSON04_OPTIMISERS: dict[str, tuple[str, float | None, tuple[float, float]]] = {
     "non_saturating": ("adam", None, (0.5, 0.999)),  # DCGAN paper
     "least_squares": ("adam", None, (0.5, 0.999)),  # LSGAN paper (lr 2e-4, beta1 0.5)
-    "wasserstein_clip": ("rmsprop", 5e-5, (0.5, 0.999)),  # WGAN paper: RMSprop, lr 5e-5
-    "wgan_gp": ("adam", 1e-4, (0.0, 0.9)),  # WGAN-GP paper: Adam(1e-4, 0, 0.9)
+    "wasserstein_clip": _paper("wasserstein_clip"),  # WGAN paper: RMSprop, lr 5e-5
+    "wgan_gp": _paper("wgan_gp"),  # WGAN-GP paper: Adam(1e-4, 0, 0.9)
 }
 # Lesson 04's learning rates per architecture (its parameters dcgan_lr and dense_lr).
 LESSON04_LEARNING_RATES: dict[str, float] = {"dcgan": 2e-4, "dense": 1e-3}
@@ -155,7 +162,10 @@ class ImageGANConfig:
         type, ValueError for one out of range, each naming the field, the value and what
         is allowed."""
         check_choice("method", self.method, METHODS)
-        check_choice("variant", self.variant, list(VARIANTS))
+        image_variants = [name for name in VARIANTS if name not in REMEDIES]
+        check_choice(
+            "variant (image GANs; the remedies are toy-only)", self.variant, image_variants
+        )
         if get_variant(self.variant).spectral_norm:
             raise ValueError(
                 f"variant must be one without spectral normalisation for the image pairs, "

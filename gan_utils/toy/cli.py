@@ -4,14 +4,16 @@ Flags keep the names of the Mode_Collapse repository's ``main.py`` where it has 
 (--device --epochs --d_updates --plot_frequency --lr --latent_size --samples --batch_size
 --loss --spectral_norm --clip_weights --topk; its loss names standard, non-saturating,
 least-squares and wasserstein-gp are aliases), plus --dataset --seeds --steps --out.
---loss takes several variants (or ``all``); --spectral_norm, --clip_weights and --topk
-turn a loss into a variant (wasserstein + --spectral_norm is wasserstein_sn).
+--loss takes several variants (or ``all``, ``losses``, ``remedies``); --spectral_norm,
+--clip_weights, --topk, --pack, --minibatch_std and --unroll turn a loss into a variant
+(wasserstein + --spectral_norm is wasserstein_sn, standard + --pack 2 is pacgan2).
 
 Examples::
 
     gan-toy --loss all --dataset grid ring --seeds 0 1
     gan-toy --loss wasserstein-gp --topk --dataset grid --steps 5000 --gif
     gan-toy --preset repository --loss standard --dataset wide_ring
+    gan-toy --loss minimax remedies --d_updates 5 --dataset ring --seeds 0 1 2 3 4
 
 Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`` (with
 the commands and their wall times), ``<out>/<name>.csv`` (the table),
@@ -39,7 +41,7 @@ from ..core.paths import runs_dir
 from ..core.plotting import save_figure, save_gif
 from ..core.runtime import DEVICE_CHOICES
 from ..core.train import OPTIMIZERS
-from ..core.variants import ALIASES, VARIANTS, customise
+from ..core.variants import ALIASES, REMEDIES, VARIANTS, customise
 from .mixtures import TOY_DATASETS
 from .runs import (
     REPOSITORY_SETTINGS,
@@ -51,7 +53,12 @@ from .runs import (
     write_runs_csv,
 )
 
-LOSS_CHOICES = [*VARIANTS, *ALIASES, "all"]
+GROUPS = {
+    "all": list(VARIANTS),
+    "losses": [name for name, v in VARIANTS.items() if name not in REMEDIES],
+    "remedies": list(REMEDIES),
+}  # --loss keywords for several variants at once
+LOSS_CHOICES = [*VARIANTS, *ALIASES, *GROUPS]
 PRESETS = {"lesson": ToySettings(), "repository": REPOSITORY_SETTINGS}
 
 
@@ -116,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     lesson = ToySettings()
     add = parser.add_argument
     add("--loss", nargs="+", default=["all"], choices=LOSS_CHOICES, metavar="VARIANT",
-        help=f"variants (or 'all'); choices: {', '.join(LOSS_CHOICES)}")  # fmt: skip
+        help=f"variants ('all': every one; 'losses': the ten loss variants; 'remedies': "
+        f"PacGAN, minibatch std, unrolled); choices: {', '.join(LOSS_CHOICES)}")  # fmt: skip
     add("--dataset", nargs="+", default=["grid"], choices=list(TOY_DATASETS),
         help="toy datasets")  # fmt: skip
     add("--seeds", nargs="+", type=_non_negative_int, default=[0, 1], help="one run per seed")
@@ -134,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr_decay_from", type=_fraction, default=argparse.SUPPRESS,
         help="decay the lr linearly to 0 from this share of the steps on; 'none': constant "
         "lr (lesson: 0.5; repository preset: none)")  # fmt: skip
+    add("--paper_optimizers", action="store_true",
+        help="the Wasserstein family with its papers' optimisers (WGAN: RMSprop 5e-5; "
+        "WGAN-GP: Adam 1e-4, betas (0, 0.9); SN: Adam 1e-4, betas (0.5, 0.9)) instead of "
+        "--optimizer/--lr")  # fmt: skip
     add("--latent_size", type=_positive_int, help=f"size of z (lesson: {lesson.latent_dim})")
     add("--batch_size", type=_positive_int, help=f"batch size (lesson: {lesson.batch_size})")
     add("--samples", type=_positive_int,
@@ -145,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--clip_weights", type=_non_negative_float, default=0.0,
         help="if > 0, clip the critic's weights to [-c, c]")  # fmt: skip
     add("--topk", action="store_true", help="top-k generator update (Sinha et al. 2020)")
+    add("--pack", type=_positive_int,
+        help="PacGAN: the critic judges packs of M samples (1: plain)")  # fmt: skip
+    add("--minibatch_std", action="store_true",
+        help="minibatch standard deviation feature in the critic (Karras et al. 2018)")  # fmt: skip
+    add("--unroll", type=_non_negative_int,
+        help="unrolled GAN: G trained against the critic K look-ahead steps on (0: plain)")  # fmt: skip
     add("--topk_gamma", type=_unit_interval, default=0.99, help="top-k decay per epoch")
     add("--topk_nu", type=_unit_interval, default=0.5, help="top-k floor, share of the batch")
     add("--plot_frequency", type=_positive_int, default=10,
@@ -178,6 +196,8 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
         "n_critic": args.d_updates,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
+    if args.paper_optimizers:
+        changes["paper_optimizers"] = True
     if hasattr(args, "lr_decay_from"):  # given on the command line (None: constant lr)
         changes["lr_decay_from"] = args.lr_decay_from
     settings = dataclasses.replace(
@@ -202,9 +222,22 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
 
 
 def variants_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
-    """The variants: --loss names (or all), with --spectral_norm/--clip_weights/--topk."""
-    names = list(VARIANTS) if "all" in args.loss else list(dict.fromkeys(args.loss))
-    return [customise(n, args.spectral_norm, args.clip_weights or None, args.topk) for n in names]
+    """The variants: --loss names (or groups), with --spectral_norm, --clip_weights, --topk,
+    --pack, --minibatch_std and --unroll switched on; an unsupported combination is a
+    usage error naming the options."""
+    names = [n for name in args.loss for n in GROUPS.get(name, [name])]
+    options = {
+        "spectral_norm": args.spectral_norm,
+        "clip_value": args.clip_weights or None,
+        "topk": args.topk,
+        "pack": args.pack,
+        "minibatch_std": args.minibatch_std,
+        "unroll_steps": args.unroll,
+    }
+    try:
+        return [customise(n, **options) for n in dict.fromkeys(names)]
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
 
 
 def _describe(settings: ToySettings) -> str:
@@ -218,6 +251,11 @@ def _describe(settings: ToySettings) -> str:
             f", lr decayed linearly to 0 from step {int(settings.lr_decay_from * settings.num_steps)}"
             if settings.lr_decay_from is not None
             else ", constant lr"
+        )
+        + (
+            "; the Wasserstein family with its papers' optimisers"
+            if settings.paper_optimizers
+            else ""
         )
         + f", n_critic {n_critic}, "
         f"real samples: {settings.num_real_samples or 'fresh every batch'}, "

@@ -21,6 +21,10 @@ from ..core.train import TrainState
 NUM_EVAL_SAMPLES = 2500  # generated samples per evaluation, in every table of the course
 HQ_RADIUS_IN_STD = 3.0  # a sample is high quality within 3 std of its nearest centre
 MIN_HQ_PER_MODE = 20  # a mode is covered with at least 20 high-quality samples
+NEAR_RADIUS_IN_SPACING = 0.25  # "near" a mode: within a quarter of the inter-mode spacing
+COLLAPSE_NEAR_SHARE = 70.0  # collapse: >= 70 % of all samples near at most K / 2 modes ...
+COLLAPSE_MIN_HQ_PERCENT = 50.0  # ... and >= 50 % of samples HQ (sharp, not blurred)
+CURE_MIN_HQ_PERCENT = 85.0  # covering: every mode but (K // 12) covered, >= 85 % HQ
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,25 @@ class ModeCoverage:
     kl_to_uniform: float  # KL(HQ histogram over modes || uniform) in nats; NaN if no HQ sample
     num_samples: int  # N, the number of samples evaluated
     hq_counts: tuple[int, ...]  # HQ samples per mode, in the order of ``centres``
+    near_counts: tuple[int, ...] = ()  # samples within a quarter spacing of each centre
+
+    @property
+    def few_modes(self) -> int:
+        """K // 2: "few" modes in the collapse rule (4 of 8, 12 of 25)."""
+        return self.num_modes // 2
+
+    @property
+    def near_few_percent(self) -> float:
+        """100 x (samples near the ``few_modes`` most-visited modes) / N; NaN without
+        ``near_counts``. High when the samples pile up on a few modes."""
+        if not self.near_counts:
+            return math.nan
+        top = sorted(self.near_counts, reverse=True)[: self.few_modes]
+        return 100.0 * sum(top) / self.num_samples
+
+    def verdict(self) -> str:
+        """ "collapsed", "covering", "blurry" or "partial" by the rules of ``collapse_verdict``."""
+        return collapse_verdict(self)
 
     def as_dict(self) -> dict[str, float | int]:
         """The scalar figures (no per-mode counts), e.g. for a results table."""
@@ -44,7 +67,47 @@ class ModeCoverage:
             "high_quality_percent": self.high_quality_percent,
             "kl_to_uniform": self.kl_to_uniform,
             "num_samples": self.num_samples,
+            "near_few_percent": self.near_few_percent,
+            "verdict": self.verdict(),
         }
+
+
+def mode_spacing(centres: Tensor | np.ndarray) -> float:
+    """The smallest distance between two centres (ring of 8, radius 2: 4 sin(pi/8) = 1.53;
+    the grid: 2); infinite for one centre."""
+    c = torch.as_tensor(centres).detach().to("cpu", torch.float64)
+    if c.shape[0] < 2:
+        return math.inf
+    distances = torch.cdist(c, c)
+    distances.fill_diagonal_(math.inf)
+    return float(distances.min())
+
+
+def collapse_verdict(metrics: ModeCoverage) -> str:
+    r"""One word for a run, from its ``ModeCoverage`` (K modes, N samples):
+
+    * **collapsed**: sharp samples on few modes: at least 70 % of all N samples lie near
+      (within a quarter of the spacing between neighbouring centres) at most K // 2
+      modes (4 of 8, 12 of 25), *and* at least 50 % of the samples are HQ. The second
+      condition keeps a blurred, undertrained cloud from being called collapsed: mode
+      counts mean something only when most samples are sharp.
+    * **covering**: at least K - K // 12 modes covered (8 of 8, 23 of 25) with at least
+      85 % HQ;
+    * **blurry**: under 50 % HQ and not collapsed (undertrained or diffuse);
+    * **partial**: sharp, but neither on few modes nor on (almost) all of them.
+    """
+    hq = metrics.high_quality_percent
+    near = metrics.near_few_percent
+    if hq >= COLLAPSE_MIN_HQ_PERCENT and math.isfinite(near) and near >= COLLAPSE_NEAR_SHARE:
+        return "collapsed"
+    if (
+        metrics.modes_covered >= metrics.num_modes - metrics.num_modes // 12
+        and hq >= CURE_MIN_HQ_PERCENT
+    ):
+        return "covering"
+    if hq < COLLAPSE_MIN_HQ_PERCENT:
+        return "blurry"
+    return "partial"
 
 
 def mode_coverage(
@@ -64,6 +127,9 @@ def mode_coverage(
     * it is *high quality* (HQ) if :math:`\lVert x_i - c_{k(i)} \rVert_2 \le 3 s`;
     * :math:`n_k` = the number of HQ samples that belong to centre k;
     * a mode is *covered* if :math:`n_k \ge 20`; ``modes_hit`` counts :math:`n_k \ge 1`;
+    * a sample is *near* its centre within a quarter of the smallest distance between
+      two centres (``mode_spacing``); ``near_counts`` counts them per centre (they feed
+      the collapse rule of ``collapse_verdict``);
     * % HQ :math:`= 100 \sum_k n_k / N`;
     * with :math:`p_k = n_k / \sum_j n_j` (empty modes included, :math:`0 \log 0 = 0`),
       :math:`\mathrm{KL}(p \,\|\, u) = \sum_k p_k \log(K p_k)` in nats, between 0 (HQ
@@ -100,6 +166,8 @@ def mode_coverage(
     high_quality = nearest_distance <= hq_radius_in_std * std  # NaN compares False
     num_modes = c.shape[0]
     counts = torch.bincount(nearest[high_quality], minlength=num_modes)  # (K,)
+    near = nearest_distance <= NEAR_RADIUS_IN_SPACING * mode_spacing(c)
+    near_counts = torch.bincount(nearest[near], minlength=num_modes)  # (K,)
     total_hq = int(counts.sum())
     if total_hq == 0:
         kl = math.nan
@@ -115,6 +183,7 @@ def mode_coverage(
         kl_to_uniform=kl,
         num_samples=int(x.shape[0]),
         hq_counts=tuple(int(n) for n in counts),
+        near_counts=tuple(int(n) for n in near_counts),
     )
 
 

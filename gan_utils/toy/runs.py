@@ -22,11 +22,18 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..core.checks import check_choice, check_int, check_number, check_probability
+from ..core.checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_probability,
+)
 from ..core.history import History
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, DivergenceError, every
 from ..core.mlp import mlp_critic, mlp_generator
+from ..core.remedies import PackedCritic
 from ..core.runtime import DEVICE_CHOICES, get_device, set_seed
 from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, train
 from ..core.variants import Variant, get_variant
@@ -48,6 +55,7 @@ class ToySettings:
     lr: float = 1e-3  # learning rate of G and D
     betas: tuple[float, float] = (0.5, 0.9)  # Adam's betas
     lr_decay_from: float | None = 0.5  # lr decays linearly to 0 after this share (None: off)
+    paper_optimizers: bool = False  # variants with a paper's optimiser use it (not ``lr``...)
     n_critic: int | None = None  # None: the variant's own (5 for the Wasserstein family)
     clip_value: float | None = None  # None: the variant's own (0.01 for wasserstein_clip)
     topk_gamma: float = 0.99  # top-k: k = max(gamma^epoch * B, nu * B)
@@ -84,6 +92,7 @@ class ToySettings:
         check_probability("topk_gamma", self.topk_gamma, min_open=True)
         check_probability("topk_nu", self.topk_nu, min_open=True)
         check_int("log_every", self.log_every, minimum=1)
+        check_bool("paper_optimizers", self.paper_optimizers)
         if not isinstance(self.device, (str, torch.device)):
             raise TypeError(
                 f"device must be one of {DEVICE_CHOICES} (or 'cuda:<index>', or a torch.device), "
@@ -144,14 +153,21 @@ class ToyRun:
 def build_models(
     variant: Variant, mixture: GaussianMixture, settings: ToySettings
 ) -> tuple[nn.Module, nn.Module]:
-    """The generator and critic MLPs of a toy run (uses the global RNG for their weights)."""
+    """The generator and critic MLPs of a toy run (uses the global RNG for their weights);
+    a PacGAN critic takes ``pack * dim`` inputs and is wrapped in a ``PackedCritic``."""
     generator = mlp_generator(settings.latent_dim, mixture.dim, settings.width, settings.depth)
-    critic = mlp_critic(mixture.dim, settings.width, settings.depth, **variant.critic_options())
+    critic = mlp_critic(
+        mixture.dim * variant.pack, settings.width, settings.depth, **variant.critic_options()
+    )
+    if variant.pack > 1:
+        critic = PackedCritic(critic, variant.pack)
     return generator, critic
 
 
 def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> TrainConfig:
-    """The ``TrainConfig`` of a toy run: the variant's fields plus the settings'."""
+    """The ``TrainConfig`` of a toy run: the variant's fields plus the settings'; with
+    ``settings.paper_optimizers`` a variant's ``paper_optimizer`` replaces the settings'
+    optimiser, learning rate and betas (the schedule and everything else stay)."""
     changes = {
         "latent_dim": settings.latent_dim,
         "batch_size": settings.batch_size,
@@ -168,6 +184,11 @@ def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> Trai
         "log_every": min(settings.log_every, settings.num_steps),
         "progress": False,
     }
+    paper = variant.paper_optimizer
+    if settings.paper_optimizers and paper is not None:
+        changes.update(optimizer=paper.optimizer, lr_g=paper.lr, lr_d=paper.lr)
+        if paper.optimizer == "adam":
+            changes["betas"] = tuple(paper.betas)
     if settings.n_critic is not None:
         changes["n_critic"] = settings.n_critic
     if settings.clip_value is not None and variant.clip_value is not None:
@@ -265,7 +286,14 @@ def train_toy(
 
 
 # ---- sweeps ---------------------------------------------------------------------------------
-SUMMARY_METRICS = ("modes_covered", "modes_hit", "high_quality_percent", "kl_to_uniform")
+SUMMARY_METRICS = (
+    "modes_covered",
+    "modes_hit",
+    "high_quality_percent",
+    "kl_to_uniform",
+    "near_few_percent",
+)
+VERDICTS = ("collapsed", "covering", "partial", "blurry")
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
@@ -305,6 +333,8 @@ class SweepResult:
                     row["kl_defined"] = count
             row["steps_per_second"] = _mean_std([r.steps_per_second for r in runs])[0]
             row["diverged"] = sum(r.diverged for r in runs)
+            for verdict in VERDICTS:
+                row[verdict] = sum(r.metrics.verdict() == verdict for r in runs)
             rows.append(row)
         return rows
 
@@ -329,23 +359,45 @@ class SweepResult:
         )
 
     def to_markdown(self) -> str:
-        """The summary as a Markdown table (mean +/- std over seeds)."""
+        """The summary as a Markdown table (mean +/- std over seeds, verdicts counted)."""
         lines = [
             "| variant | dataset | seeds | modes covered (>= 20 HQ) | modes hit (>= 1 HQ) "
-            "| % HQ | KL(HQ hist. ‖ uniform), nats | steps/s | diverged |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| % HQ | % near <= K/2 modes | KL(HQ hist. ‖ uniform), nats | verdicts "
+            "| steps/s | diverged |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
         ]
         for r in self.summary():
             k = r["num_modes"]
             kl = _pm(r["kl_to_uniform_mean"], r["kl_to_uniform_std"], 2)
             if r["kl_defined"] < r["num_seeds"]:
                 kl += f" ({r['num_seeds'] - r['kl_defined']} NaN: no HQ sample)"
+            verdicts = ", ".join(f"{v} {r[v]}" for v in VERDICTS if r[v])
             lines.append(
                 f"| {r['variant']} | {r['dataset']} | {r['num_seeds']} "
                 f"| {_pm(r['modes_covered_mean'], r['modes_covered_std'], 1)} / {k} "
                 f"| {_pm(r['modes_hit_mean'], r['modes_hit_std'], 1)} / {k} "
                 f"| {_pm(r['high_quality_percent_mean'], r['high_quality_percent_std'], 1)} "
-                f"| {kl} | {r['steps_per_second']:.0f} | {r['diverged']} |"
+                f"| {_pm(r['near_few_percent_mean'], r['near_few_percent_std'], 1)} "
+                f"| {kl} | {verdicts} | {r['steps_per_second']:.0f} | {r['diverged']} |"
+            )
+        return "\n".join(lines)
+
+    def runs_markdown(self) -> str:
+        """One row per run (the per-seed numbers behind ``to_markdown``)."""
+        lines = [
+            "| variant | dataset | seed | modes covered | modes hit | % HQ "
+            "| % near <= K/2 modes | KL, nats | verdict | steps/s |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        ]
+        for run in self.runs:
+            m = run.metrics
+            lines.append(
+                f"| {run.variant} | {run.dataset} | {run.seed} "
+                f"| {m.modes_covered} / {m.num_modes} | {m.modes_hit} / {m.num_modes} "
+                f"| {m.high_quality_percent:.1f} | {m.near_few_percent:.1f} "
+                f"| {m.kl_to_uniform:.2f} | {m.verdict()}"
+                + (" (diverged)" if run.diverged else "")
+                + f" | {run.steps_per_second:.0f} |"
             )
         return "\n".join(lines)
 
@@ -371,6 +423,9 @@ RUN_COLUMNS = (
     "kl_to_uniform",
     "num_samples",
     "hq_counts",
+    "near_few_percent",
+    "near_counts",
+    "verdict",
     "steps_per_second",
     "seconds",
     "diverged",
@@ -394,6 +449,7 @@ def write_runs_csv(runs: Sequence[ToyRun], path: str | Path, settings_text: str 
                     "seed": run.seed,
                     **m.as_dict(),
                     "hq_counts": " ".join(str(n) for n in m.hq_counts),
+                    "near_counts": " ".join(str(n) for n in m.near_counts),
                     "steps_per_second": run.steps_per_second,
                     "seconds": run.seconds,
                     "diverged": int(run.diverged),
@@ -417,6 +473,7 @@ def read_runs_csv(path: str | Path) -> list[tuple[ToyRun, str]]:
                 kl_to_uniform=float(row["kl_to_uniform"]),
                 num_samples=int(row["num_samples"]),
                 hq_counts=tuple(int(n) for n in row["hq_counts"].split()),
+                near_counts=tuple(int(n) for n in (row.get("near_counts") or "").split()),
             )
             run = ToyRun(
                 variant=row["variant"],

@@ -1,0 +1,201 @@
+r"""Three remedies for mode collapse (lesson 02): PacGAN, minibatch standard deviation and
+the unrolled GAN. Each is switched on by one field (``TrainConfig.pack``, the critic's
+``minibatch_std`` option, ``TrainConfig.unroll_steps``) and is the plain GAN when off.
+
+**PacGAN** (Lin et al. 2018). The critic judges *packs* of m samples, all real or all
+fake: :math:`D(x_1, \dots, x_m)` on the concatenation of the m samples. A generator that
+puts all its mass on one mode makes packs of near-identical samples, which real packs
+almost never are, so the critic can penalise the lack of diversity. Here the critic sees
+``batch_size`` packs per step (so a step draws ``batch_size * m`` samples); m = 1 is the
+plain GAN.
+
+**Minibatch standard deviation** (Karras et al. 2018, ProGAN). Right before the critic's
+last layer, every sample gets one more feature, the same for the whole batch:
+
+.. math:: s = \frac1F \sum_{f=1}^F \sqrt{\operatorname{Var}_b h_{bf} + 10^{-8}},
+
+the spread of the batch's features averaged over the F features (population variance
+over the B samples). A collapsed batch of fakes has a small s where a real batch has a
+large one, and the critic can use that.
+
+**Unrolled GAN** (Metz et al. 2017). The generator is trained against the critic it will
+face after k more critic steps: with :math:`\theta_D^0 = \theta_D` and
+:math:`\theta_D^{i+1} = \theta_D^i - \eta\, u(\nabla_{\theta_D} L_D(\theta_G, \theta_D^i))`,
+G minimises :math:`L_G(\theta_G, \theta_D^k(\theta_G))` and its gradient flows through the
+k look-ahead steps (``torch.func.functional_call`` with ``create_graph=True``). A generator
+about to jump onto the mode the critic currently likes "sees" the critic follow it there,
+which damps the mode hopping of collapse. The critic itself is still trained by the
+ordinary steps; the look-ahead is thrown away. k = 0 is the plain GAN; a step costs about
+k + 1 plain steps. The update u continues the critic's optimiser: Adam from its current
+moments (with :math:`\sqrt{\hat v + \epsilon^2}` in place of :math:`\sqrt{\hat v} + \epsilon`
+so that it is differentiable at v = 0), RMSprop likewise, SGD plain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from .checks import check_int
+from .latent import sample_latent
+from .losses import GANLoss
+
+MINIBATCH_STD_EPS = 1e-8  # inside the square root of the minibatch-std feature
+LOOKAHEAD_EPS = 1e-8  # Adam's / RMSprop's epsilon in the look-ahead updates
+RMSPROP_ALPHA = 0.99  # torch.optim.RMSprop's default smoothing constant
+
+
+# ---- PacGAN ---------------------------------------------------------------------------------
+def pack_samples(x: Tensor, pack: int) -> Tensor:
+    """(B * m, *shape) -> (B, m * prod(shape)): rows i*m .. i*m + m - 1 side by side."""
+    pack = check_int("pack", pack, minimum=1)
+    if x.shape[0] % pack:
+        raise ValueError(
+            f"pack={pack} needs a number of samples that is a multiple of {pack}, "
+            f"got a batch of {x.shape[0]}"
+        )
+    return x.reshape(x.shape[0] // pack, -1)
+
+
+class PackedCritic(nn.Module):
+    """A critic of packs: ``forward(x)`` = ``critic(pack_samples(x, pack))``, one logit
+    per pack of ``pack`` consecutive samples; ``critic`` takes ``pack * features`` inputs."""
+
+    def __init__(self, critic: nn.Module, pack: int):
+        super().__init__()
+        self.pack = check_int("pack", pack, minimum=1)
+        self.critic = critic
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.critic(pack_samples(x, self.pack))
+
+    def extra_repr(self) -> str:
+        return f"pack={self.pack}"
+
+
+# ---- minibatch standard deviation -----------------------------------------------------------
+class MinibatchStd(nn.Module):
+    """(B, F) -> (B, F + 1): appends s = mean_f sqrt(Var_b h[:, f] + 1e-8) to every row."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        if h.dim() != 2:
+            raise ValueError(f"MinibatchStd expects features of shape (B, F), got {tuple(h.shape)}")
+        variance = h.var(dim=0, unbiased=False)  # population variance over the batch
+        spread = torch.sqrt(variance + MINIBATCH_STD_EPS).mean()
+        return torch.cat([h, spread.expand(h.shape[0], 1)], dim=1)
+
+
+# ---- unrolled GAN ---------------------------------------------------------------------------
+def _lookahead_step(
+    params: dict[str, Tensor],
+    grads: Sequence[Tensor],
+    moments: dict[str, dict],
+    step: int,
+    config,
+) -> dict[str, Tensor]:
+    """One differentiable optimiser update of the critic's parameters (see module doc)."""
+    lr = config.lr_d
+    out = {}
+    for (name, p), g in zip(params.items(), grads, strict=True):
+        state = moments[name]
+        if config.optimizer == "adam":
+            beta1, beta2 = config.betas
+            state["m"] = beta1 * state["m"] + (1 - beta1) * g
+            state["v"] = beta2 * state["v"] + (1 - beta2) * g * g
+            m_hat = state["m"] / (1 - beta1**step)
+            v_hat = state["v"] / (1 - beta2**step)
+            out[name] = p - lr * m_hat / torch.sqrt(v_hat + LOOKAHEAD_EPS**2)
+        elif config.optimizer == "rmsprop":
+            state["v"] = RMSPROP_ALPHA * state["v"] + (1 - RMSPROP_ALPHA) * g * g
+            out[name] = p - lr * g / torch.sqrt(state["v"] + LOOKAHEAD_EPS**2)
+        else:
+            out[name] = p - lr * g
+    return out
+
+
+def _optimizer_moments(
+    critic: nn.Module, optimizer: torch.optim.Optimizer | None
+) -> tuple[dict[str, dict], int]:
+    """Copies of the optimiser's running moments per critic parameter, and its step count."""
+    moments, step = {}, 0
+    for name, p in critic.named_parameters():
+        state = optimizer.state.get(p, {}) if optimizer is not None else {}
+        moments[name] = {
+            "m": state.get("exp_avg", torch.zeros_like(p)).detach().clone(),
+            "v": state.get("exp_avg_sq", state.get("square_avg", torch.zeros_like(p)))
+            .detach()
+            .clone(),
+        }
+        if "step" in state:
+            step = max(step, int(state["step"]))
+    return moments, step
+
+
+def unrolled_critic_params(
+    critic: nn.Module,
+    generator: nn.Module,
+    reals: Sequence[Tensor],
+    latents: Sequence[Tensor],
+    loss: GANLoss,
+    d_optimizer: torch.optim.Optimizer | None,
+    config,
+) -> dict[str, Tensor]:
+    r"""The critic's parameters after ``len(reals)`` look-ahead steps on
+    :math:`L_D(D(x_i), D(G(z_i)))`, differentiable with respect to G's parameters (and to
+    the starting critic parameters). Neither the critic nor the optimiser is modified."""
+    if len(reals) != len(latents):
+        raise ValueError(
+            f"reals and latents must have the same length, got {len(reals)} and {len(latents)}"
+        )
+    params = {name: p.detach().requires_grad_(True) for name, p in critic.named_parameters()}
+    buffers = dict(critic.named_buffers())
+    moments, step = _optimizer_moments(critic, d_optimizer)
+
+    def logits(current: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(critic, {**current, **buffers}, (x,)).reshape(-1)
+
+    current = params
+    for real, z in zip(reals, latents, strict=True):
+        d_loss = loss.critic(logits(current, real), logits(current, generator(z)))
+        grads = torch.autograd.grad(d_loss, list(current.values()), create_graph=True)
+        step += 1
+        current = _lookahead_step(current, grads, moments, step, config)
+    return current
+
+
+def unrolled_generator_loss(
+    generator: nn.Module,
+    critic: nn.Module,
+    d_optimizer: torch.optim.Optimizer | None,
+    data: Tensor | Callable[[int], Tensor],
+    loss: GANLoss,
+    config,
+    device: torch.device,
+) -> Tensor:
+    r""":math:`L_G(D_{\theta_D^k}(G(z)))`: G's loss against the critic after
+    ``config.unroll_steps`` look-ahead steps, each on a fresh real batch and latent batch
+    (drawn from torch's global RNG, like the ordinary critic steps)."""
+    from .train import draw_real  # the loop's sampler (train imports this module)
+
+    size = config.batch_size * config.pack
+    reals, latents = [], []
+    for _ in range(config.unroll_steps):
+        reals.append(draw_real(data, size, device))
+        latents.append(sample_latent(size, config.latent_dim, config.latent_prior, device))
+    params = unrolled_critic_params(critic, generator, reals, latents, loss, d_optimizer, config)
+    z = sample_latent(size, config.latent_dim, config.latent_prior, device)
+    buffers = dict(critic.named_buffers())
+    fake_logits = functional_call(critic, {**params, **buffers}, (generator(z),)).reshape(-1)
+    return loss.generator(fake_logits)
+
+
+__all__ = [
+    "MinibatchStd",
+    "PackedCritic",
+    "pack_samples",
+    "unrolled_critic_params",
+    "unrolled_generator_loss",
+]
