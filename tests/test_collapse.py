@@ -13,6 +13,7 @@ from gan_utils.images.collapse import (
     collapse_stretches,
     collapse_verdict,
     is_collapsed,
+    not_collapsed_because,
 )
 from gan_utils.images.metrics import score_digits
 
@@ -67,3 +68,15 @@ def test_the_verdict_names_the_rule_that_holds():
     assert "from evaluation 3 to 5" in verdict.describe()
     healthy = collapse_verdict(10, 0.95, [10] * 6, [0.95] * 6)
     assert not healthy.collapsed and healthy.describe() == "not collapsed by either rule"
+
+
+def test_the_reason_a_run_of_few_classes_is_not_collapsed_is_stated():
+    assert not_collapsed_because(1, 0.83) == "confidence 0.83 < 0.9"
+    assert not_collapsed_because(7, 0.95) == "7 classes > 6"
+    assert not_collapsed_because(8, 0.5) == "confidence 0.50 < 0.9 and 8 classes > 6"
+    assert not_collapsed_because(1, 0.97) is None  # collapsed: no reason to give
+    # the same rule as is_collapsed, never a second one
+    for classes, confidence in ((1, 0.83), (6, 0.9), (7, 0.95), (3, 0.2)):
+        assert (not_collapsed_because(classes, confidence) is None) == is_collapsed(
+            classes, confidence
+        )

@@ -9,7 +9,7 @@ import torch
 from gan_utils.core.checkpoints import load_generator, model_checkpoint_path
 from gan_utils.core.paths import figures_dir
 from gan_utils.images.recipe import ImageGANConfig
-from gan_utils.images.references import read_manifest
+from gan_utils.images.references import get_reference, read_manifest
 
 VERDICTS = {"better", "worse", "no difference at this budget"}
 COMPARED = (
@@ -59,6 +59,8 @@ def test_lesson05_runs_the_dense_pair_at_latent_2(run_notebook):
     assert results["vanilla_source"] == {"1": "trained here", "2": "trained here"}
     for z in (1, 2):
         assert results[f"dist_gan_z{z}_steps_per_s"] > 0
+        # section 5's prose: a Dist-GAN step (three updates) is slower than a vanilla step
+        assert results[f"dist_gan_z{z}_steps_per_s"] < results[f"vanilla_z{z}_steps_per_s"]
         assert 0 <= results[f"dist_gan_z{z}_recon_same_digit"] <= 1
         assert math.isfinite(results[f"dist_gan_z{z}_recon_pixel_mse"])
     for name in ("05_metrics_per_epoch", "05_reconstructions", "05_samples", "05_dist_gan_diagram"):
@@ -88,6 +90,28 @@ def test_lesson05_runs_the_dense_pair_at_latent_2(run_notebook):
             assert 0 <= results[f"{key}_recon_same_digit"] <= 1
             assert 0 <= results[f"{key}_codes_inside_box"] <= 1
             assert 0 < results[f"{key}_latent_term_ratio"] < 1
+    for z in (1, 10):
+        for s in (0, 1):
+            key = f"ref_distgan_dcgan_z{z}_s{s}"
+            # section 4's prose: the signed mean cancels to a small fraction of the pair
+            # distance, and the term stays orders of magnitude below the reconstruction error
+            assert results[f"{key}_signed_mean_share"] < 0.2
+            assert results[f"{key}_latent_term_ratio"] < 1e-2
+    # section 4's prose on the references' recipes: 4,000 steps at batch 64, evaluated every
+    # 250 steps on 1,000 samples; Dist-GAN's Adam 2e-4 with betas (0.5, 0.9) and a uniform
+    # prior, the vanilla DCGAN's 1e-3 for G and 2e-4 for D, betas (0.5, 0.999), normal prior
+    for prefix, seeds in (("distgan-dcgan", 2), ("vanilla-dcgan", 3)):
+        for z in (1, 10):
+            for s in range(seeds):
+                config = get_reference(f"{prefix}-z{z}-s{s}").config
+                assert (config.num_steps, config.batch_size) == (4000, 64)
+                assert (config.steps_per_epoch, config.eval_samples) == (250, 1000)
+                if prefix == "distgan-dcgan":
+                    assert config.lr_ae == config.lr_g == config.lr_d == 2e-4
+                    assert config.betas == (0.5, 0.9) and config.latent_prior == "uniform"
+                else:
+                    assert (config.lr_g, config.lr_d, config.betas) == (1e-3, 2e-4, (0.5, 0.999))
+                    assert config.latent_prior == "normal"
     for name in ("05_reference_samples", "05_reference_curves", "05_reference_reconstructions"):
         assert (figures_dir() / f"{name}.png").is_file()
 

@@ -3,6 +3,7 @@
 the converged references (loaded from pretrained/ even here), checked against the
 manifest and the shipped histories."""
 
+import inspect
 import math
 import statistics
 
@@ -11,6 +12,7 @@ import torch
 
 from gan_utils.core.checkpoints import load_generator
 from gan_utils.core.paths import figures_dir
+from gan_utils.hessian.lanczos import lanczos
 from gan_utils.hessian.sharpness import late_mean
 from gan_utils.images.recipe import ImageGANConfig
 from gan_utils.images.references import load_reference, read_manifest, verdict
@@ -78,7 +80,12 @@ def check_converged_references(results):
             for metric in ("confidence", "precision", "recall"):
                 assert 0 <= results[f"{key}_{metric}"] <= 1
             # G's top eigenvalue over the second half of each shipped history
-            g_top = [late_mean(load_reference(n).history, "g_eig_1") for n in names]
+            histories = [load_reference(n).history for n in names]
+            g_top = [late_mean(h, "g_eig_1") for h in histories]
+            for h in histories:  # sections 4 and 5: the top 3 of G and D, 20 products at most
+                for player in ("g", "d"):
+                    assert len(h.series(f"{player}_eig_3")[1]) > 0
+                    assert max(h.series(f"{player}_hvps")[1]) <= 20
             assert results[f"{key}_g_top_per_seed"] == pytest.approx(g_top, rel=1e-4)
             assert results[f"{key}_g_top"] == pytest.approx(statistics.mean(g_top), rel=1e-4)
             assert results[f"{key}_d_top"] > 0
@@ -95,6 +102,19 @@ def check_converged_references(results):
                 higher_is_better=higher,
             )
             assert results[f"ref_verdict_z{z}_{metric}"] == expected != "too few seeds"
+            # the gap and threshold printed beside a verdict are the ones it was taken on
+            gap, threshold = (
+                results[f"ref_gap_z{z}_{metric}"],
+                results[f"ref_twice_pooled_std_z{z}_{metric}"],
+            )
+            assert gap == pytest.approx(
+                abs(
+                    statistics.mean(per_seed[("nugan", z, metric)])
+                    - statistics.mean(per_seed[("vanilla", z, metric)])
+                ),
+                abs=1e-4,
+            )
+            assert (gap > threshold) == (expected in ("better", "worse"))
         assert results[f"ref_g_top_verdict_z{z}"] in {
             "lower",
             "higher",
@@ -144,6 +164,10 @@ def test_lesson06_runs_the_layer_rule_at_latent_2(run_notebook):
     assert 0 <= results["mnist_lanczos_vs_eigsh_rel"] < 0.1
     assert results["ghost_copies_reorthogonalised"] == 1 < results["ghost_copies_plain"]
     assert results["top5_spectrum_s"] > 0 and results["top5_spectrum_products"] >= 5
+    # the timed spectrum converged, at the references' tolerance; the default printed from code
+    assert results["top5_spectrum_converged"] is True
+    assert results["top5_spectrum_tol"] == 1e-3
+    assert results["lanczos_default_tol"] == inspect.signature(lanczos).parameters["tol"].default
     assert results["generator_params"] > 100_000  # the dense pair's generator
     for z in (1, 2):
         assert 0 <= results[f"toy_z{z}_modes_hit"] <= 25

@@ -18,7 +18,7 @@ from gan_utils.core.paths import figures_dir
 from gan_utils.core.train import TrainConfig
 from gan_utils.images.mnist import load_mnist
 from gan_utils.images.models import dense_generator
-from gan_utils.images.references import REFERENCES, TINY, read_manifest
+from gan_utils.images.references import REFERENCES, TINY, read_manifest, verdict
 
 SEED = 7
 PARAMETERS = {
@@ -58,13 +58,16 @@ def _check_floor_and_pitfalls(results):
     """The floor and the pitfalls, which hold for any trained classifier."""
     pitfalls = results["pitfalls"]
     real, copier = pitfalls["real test digits"], pitfalls["copier (training digits)"]
-    assert copier["nn_distance"] < 0.1 < real["nn_distance"]
+    assert copier["nn_distance"] == 0 < real["nn_distance"]  # section 4: "a copier sits at zero"
     assert pitfalls["one perfect digit per class"]["is_mean"] > real["is_mean"]
     assert pitfalls["one perfect digit per class"]["fid"] > 5 * real["fid"]
     assert pitfalls["collapsed onto the 1s"]["classes_covered"] == 1
     assert results["real_test_fid"] == pytest.approx(real["fid"], abs=0.01)
     assert results["agreement_max_relative_difference"] < 1e-3
     assert set(results["fid_bias_generator"]) == {"50", "100", "200"}
+    # section 2's prose: FID falls with N towards a floor
+    assert results["fid_bias_generator"]["50"] > results["fid_bias_generator"]["200"]
+    assert set(results["non_digits"]) == {"grey photo crops", "uniform noise"}
     assert results["probe_reference"] == "vanilla-dcgan-z10-s0"
 
 
@@ -123,6 +126,21 @@ def test_lesson07_on_a_fresh_clone_scores_the_references_and_trains_nothing(
         "nugan-dense-z1 vs vanilla-dense-z1",
         "nugan-dense-z10 vs vanilla-dense-z10",
     }
+    # latent 1 against latent 10: only gaps beyond 2 x the pooled std over seeds are counted
+    clear = {"classes_covered": [], "recall": []}
+    for prefix in ("vanilla-dcgan", "distgan-dcgan", "vanilla-dense", "nugan-dense"):
+        for key, methods in clear.items():
+            values = {
+                z: [
+                    MANIFEST["runs"][n]["metrics"][key]
+                    for n in groups["ref_" + f"{prefix}-z{z}".replace("-", "_")]
+                ]
+                for z in (1, 10)
+            }
+            if verdict(values[1], values[10]) == "worse":
+                methods.append(prefix)
+    assert len(results["latent1_clearly_fewer_classes"]) == len(clear["classes_covered"])
+    assert len(results["latent1_clearly_lower_recall"]) == len(clear["recall"])
     allowed = {"better", "worse", "no difference at this budget"}
     assert all(set(v.values()) <= allowed for v in results["ref_verdicts"].values())
 

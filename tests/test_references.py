@@ -32,6 +32,8 @@ from gan_utils.images.references import (
     load_reference,
     load_reference_classifier,
     metrics_match,
+    plural,
+    pooled_std,
     pretrained_dir,
     read_manifest,
     reference_rows,
@@ -39,6 +41,7 @@ from gan_utils.images.references import (
     references_for,
     seed_group,
     sha256_of,
+    span,
     stale_references,
     verdict,
     verified_path,
@@ -320,6 +323,22 @@ def test_the_verdict_needs_a_gap_of_twice_the_pooled_spread():
     gap = abs(np_mean(a) - np_mean(b))
     assert gap > 2 * 2**0.5 and verdict(a, b) == "worse"
     assert verdict([1.0], [0.0, 0.1]) == "too few seeds"
+    assert pooled_std([2.8, 4.8], [0.0, 2.0]) == pytest.approx(2**0.5)
+    assert pooled_std(a, b) == pytest.approx(2**0.5)
+    assert pooled_std([1.0], [0.0, 0.1]) != pooled_std([1.0], [0.0, 0.1])  # NaN
+
+
+def test_sentences_agree_with_their_counts_and_ranges():
+    assert plural(1, "seed") == "1 seed" and plural(2, "seed") == "2 seeds"
+    assert plural(1, "class") == "1 class" and plural(0, "class") == "0 classes"
+    assert plural(1.5, "class") == "1.5 classes" and plural(1.0, "pair") == "1 pair"
+    assert plural(10_000, "step") == "10,000 steps"
+    assert plural(3, "copy", "copies") == "3 copies"
+    assert span([5.2, 4.9], unit="s") == "5 s"  # both ends print as 5: one value
+    assert span([4.6, 7.0], unit="s") == "5-7 s"
+    assert span([0.25, 0.5], ".2f") == "0.25-0.50"
+    with pytest.raises(ValueError, match="at least one value"):
+        span([])
 
 
 def np_mean(values):

@@ -242,19 +242,50 @@ def test_key_numbers_are_stated_from_the_results_only():
         "02_toy_mode_collapse": _payload(
             "02_toy_mode_collapse",
             {
-                "grid_steps": 2000,
-                "num_seeds": 2,
-                "best_variant_grid": "non_saturating",
-                "worst_variant_grid": "hinge",
-                "modes_covered_grid": {"non_saturating": 8.0, "hinge": 0.5},
-            },
+                "dataset": "ring",
+                "num_steps": 3000,
+                "num_seeds": 3,
+                "loss": "minimax",
+                "collapse_n_critic": 5,
+                "cure_n_critic": 1,
+                "collapsed_seeds": 3,
+                "covering_seeds": 2,
+            },  # no remedy_beats_plain: its clause is left out
         ),
         "04_vanilla_gan": _payload("04_vanilla_gan", {"seed": 0}),  # nothing to state
     }
     text = generated.key_numbers(payloads)
-    assert "non_saturating covers 8 modes, the worst hinge 0.5" in text
-    assert "ring" not in text and "lesson 04" not in text
+    assert (
+        "minimax with 5 critic steps collapses in 3 of 3 seeds, with 1 covers every mode in 2 of 3"
+        in text
+    )
+    assert "remedies" not in text and "lesson 04" not in text
     assert "make refresh" in generated.key_numbers({})
+
+
+def test_lesson05_live_budget_and_lesson06_verdicts_are_stated_from_the_results(tmp_path):
+    r05 = {"epochs": 10, "steps_per_epoch": 62, "batch_size": 64, "eval_samples_n": 1000}
+    sections = generated.readme_sections(
+        {"05_dist_gan": _payload("05_dist_gan", r05)}, tmp_path / "no_course_table.md"
+    )
+    assert sections["live-budget-05"] == "620 steps at batch 64, N = 1,000"
+    assert "live-budget-05" not in generated.readme_sections(
+        {"05_dist_gan": _payload("05_dist_gan", {"epochs": 10})}, tmp_path / "none.md"
+    )  # a budget the results do not hold is not stated
+    r06 = {"ref_nugan_z10_seeds": 2}
+    for z, (nu, va, outcome) in {
+        1: (1.0, 1.007, "worse"),
+        10: (6.38, 6.51, "no difference at this budget"),
+    }.items():
+        for key in ("is_mean", "fid_train", "classes_covered"):
+            r06[f"ref_nugan_z{z}_{key}"], r06[f"ref_vanilla_z{z}_{key}"] = nu, va
+            r06[f"ref_verdict_z{z}_{key}"] = outcome
+            r06[f"ref_gap_z{z}_{key}"], r06[f"ref_twice_pooled_std_z{z}_{key}"] = 0.007, 0.003
+    text = generated.key_numbers({"06_nu_gan_lanczos": _payload("06_nu_gan_lanczos", r06)})
+    # every measure with its own verdict, and a called difference with its gap and threshold
+    assert "latent 1: IS 1.00 vs 1.01 (worse, gap 0.007 > 0.003)" in text
+    assert "FID vs train 1.0 vs 1.0 (worse, gap 0.01 > 0.00)" in text
+    assert "latent 10: IS 6.38 vs 6.51 (no difference at this budget), FID vs train" in text
 
 
 # ------------------------------------------------------------------ the refresh runner

@@ -1,12 +1,12 @@
 """The README's generated sections, built from the lessons' recorded results.
 
 The README holds parts between ``<!-- refresh:NAME -->`` and ``<!-- /refresh:NAME -->``
-(``lesson-times``, ``key-numbers``, ``course-table``, and inline ``lesson-time-NN`` in
-the lessons table). ``readme_sections`` builds their text from the results payloads of
-the committed notebooks (each lesson's ``show_results`` output: its results dict with
-``wall_time_s`` and the run id); ``replace_sections`` swaps them in and leaves everything
-outside the markers as it is, so a second call changes nothing. A sentence whose numbers
-are missing from the results is left out, never invented.
+(``lesson-times``, ``key-numbers``, ``course-table``, and inline ``lesson-time-NN`` and
+``live-budget-05`` in the lessons table). ``readme_sections`` builds their text from the
+results payloads of the committed notebooks (each lesson's ``show_results`` output: its
+results dict with ``wall_time_s`` and the run id); ``replace_sections`` swaps them in and
+leaves everything outside the markers as it is, so a second call changes nothing. A
+sentence whose numbers are missing from the results is left out, never invented.
 """
 
 from __future__ import annotations
@@ -92,23 +92,21 @@ def _clauses_01(r: dict[str, Any]) -> list[Callable[[], str]]:
 
 
 def _clauses_02(r: dict[str, Any]) -> list[Callable[[], str]]:
-    def grid(variant: str) -> str:
-        return _num(r["modes_covered_grid"][r[variant]])
-
-    def ring(variant: str) -> str:
-        return _num(r["modes_covered_ring"][r[variant]])
+    def beaten() -> str:
+        names = [name for name, wins in r["remedy_beats_plain"].items() if wins]
+        return ", ".join(names) if names else "none of them"
 
     return [
         lambda: (
-            f"on the 25-mode grid ({r['grid_steps']:,} steps, {r['num_seeds']} seeds) the best "
-            f"variant {r['best_variant_grid']} covers {grid('best_variant_grid')} modes, the "
-            f"worst {r['worst_variant_grid']} {grid('worst_variant_grid')}"
+            f"on the 8-mode {r['dataset']} ({r['num_steps']:,} steps) {r['loss']} with "
+            f"{r['collapse_n_critic']} critic steps collapses in {r['collapsed_seeds']} of "
+            f"{r['num_seeds']} seeds, with {r['cure_n_critic']} covers every mode in "
+            f"{r['covering_seeds']} of {r['num_seeds']}"
         ),
         lambda: (
-            f"on the 8-mode ring ({r['ring_steps']:,} steps) {r['best_variant_ring']} covers "
-            f"{ring('best_variant_ring')}, {r['worst_variant_ring']} {ring('worst_variant_ring')}"
+            "remedies that beat the collapsing GAN (more modes at no lower % HQ, 5 seeds): "
+            + beaten()
         ),
-        lambda: f"at the full setting the best is {r['full_setting_best']}",
     ]
 
 
@@ -159,7 +157,9 @@ def _clauses_05(r: dict[str, Any]) -> list[Callable[[], str]]:
             f"{r['ref_vanilla_z10_seeds']} vanilla DCGAN seeds): IS "
             f"{r['ref_dist_gan_z10_is_mean']:.2f} ± {r['ref_dist_gan_z10_is_mean_std']:.2f} vs "
             f"{r['ref_vanilla_z10_is_mean']:.2f} ± {r['ref_vanilla_z10_is_mean_std']:.2f}, "
-            f"Dist-GAN {r['ref_verdict_z10_is_mean']}; at latent 1 "
+            f"Dist-GAN {r['ref_verdict_z10_is_mean']}; at latent 1 IS "
+            f"{r['ref_dist_gan_z1_is_mean']:.2f} ± {r['ref_dist_gan_z1_is_mean_std']:.2f} vs "
+            f"{r['ref_vanilla_z1_is_mean']:.2f} ± {r['ref_vanilla_z1_is_mean_std']:.2f}, "
             f"{r['ref_verdict_z1_is_mean']}"
         ),
         lambda: (
@@ -171,13 +171,46 @@ def _clauses_05(r: dict[str, Any]) -> list[Callable[[], str]]:
     ]
 
 
+def live_budget_05(r: dict[str, Any]) -> str:
+    """Lesson 05's live budget as its lessons-table row states it, from its results."""
+    return (
+        f"{r['epochs'] * r['steps_per_epoch']:,} steps at batch {r['batch_size']}, "
+        f"N = {r['eval_samples_n']:,}"
+    )
+
+
+# (metric, name, decimals) of lesson 06's converged verdicts quoted in the key numbers
+_MEASURES_06 = (
+    ("is_mean", "IS", 2),
+    ("fid_train", "FID vs train", 1),
+    ("classes_covered", "classes", 1),
+)
+
+
+def _verdicts_06(r: dict[str, Any], z: int) -> str:
+    """Lesson 06's converged NU-GAN against vanilla at latent z, measure by measure; a
+    called difference with its gap and twice the pooled std over seeds."""
+    parts = []
+    for key, name, digits in _MEASURES_06:
+        outcome = r[f"ref_verdict_z{z}_{key}"]
+        if outcome in ("better", "worse"):
+            outcome += (
+                f", gap {r[f'ref_gap_z{z}_{key}']:.{digits + 1}f} > "
+                f"{r[f'ref_twice_pooled_std_z{z}_{key}']:.{digits + 1}f}"
+            )
+        parts.append(
+            f"{name} {r[f'ref_nugan_z{z}_{key}']:.{digits}f} vs "
+            f"{r[f'ref_vanilla_z{z}_{key}']:.{digits}f} ({outcome})"
+        )
+    return ", ".join(parts)
+
+
 def _clauses_06(r: dict[str, Any]) -> list[Callable[[], str]]:
     return [
         lambda: (
             f"converged NU-GAN vs vanilla dense references ({r['ref_nugan_z10_seeds']} seeds "
-            f"each), IS at latent 10: {r['ref_nugan_z10_is_mean']:.2f} vs "
-            f"{r['ref_vanilla_z10_is_mean']:.2f}, {r['ref_verdict_z10_is_mean']}; at latent 1: "
-            f"{r['ref_verdict_z1_is_mean']}"
+            "each; better or worse only when the gap exceeds 2 x the pooled std over seeds), "
+            f"latent 10: {_verdicts_06(r, 10)}; latent 1: {_verdicts_06(r, 1)}"
         ),
         lambda: (
             '"collapse goes with a larger top eigenvalue of G" on converged runs: '
@@ -280,6 +313,11 @@ def readme_sections(
         wall = payload.get("results", {}).get("wall_time_s")
         if isinstance(wall, (int, float)):
             sections[f"lesson-time-{stem[:2]}"] = _duration(wall, short=True)
+        if stem.startswith("05_"):
+            try:
+                sections["live-budget-05"] = live_budget_05(payload.get("results", {}))
+            except (KeyError, TypeError, ValueError):
+                pass  # not in the results: the README keeps its text
     course = course_table_md or committed_figures_dir() / COURSE_TABLE_FILE
     lesson_07 = next((p for stem, p in payloads.items() if stem.startswith("07_")), None)
     table = course_table_section(course, lesson_07)

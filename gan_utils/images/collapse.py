@@ -48,6 +48,20 @@ def is_collapsed(
     return confidence >= min_confidence and classes_covered <= max_classes
 
 
+def not_collapsed_because(classes_covered: int, confidence: float) -> str | None:
+    """Why ``is_collapsed`` is False for these final numbers ("confidence 0.83 < 0.9",
+    "7 classes > 6", or both), or None when it is True: the sentence a lesson prints
+    beside a run that covers few classes and still does not count as collapsed."""
+    if is_collapsed(classes_covered, confidence):
+        return None
+    reasons = []
+    if confidence < MIN_CONFIDENCE:
+        reasons.append(f"confidence {confidence:.2f} < {MIN_CONFIDENCE}")
+    if classes_covered > MAX_CLASSES_AT_END:
+        reasons.append(f"{classes_covered} classes > {MAX_CLASSES_AT_END}")
+    return " and ".join(reasons)
+
+
 def collapse_stretches(
     classes: Sequence[int],
     confidence: Sequence[float] | None = None,
@@ -139,4 +153,5 @@ __all__ = [
     "collapse_stretches",
     "collapse_verdict",
     "is_collapsed",
+    "not_collapsed_because",
 ]

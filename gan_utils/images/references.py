@@ -48,6 +48,8 @@ import torch
 from torch import Tensor, nn
 
 from ..core.checks import check_int
+from ..core.compare import plural, span
+from ..core.compare import pooled_std_of as pooled_std  # of per-seed values
 from ..core.history import History
 from ..core.latent import generate, sample_latent
 from ..core.paths import PROJECT_ROOT
@@ -589,9 +591,7 @@ def verdict(
         raise ValueError("method and baseline must be 1-D sequences of per-seed values")
     if len(a) < 2 or len(b) < 2:
         return "too few seeds"
-    pooled = math.sqrt(
-        ((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2)
-    )
+    pooled = pooled_std(a, b)
     gap = float(a.mean() - b.mean()) * (1 if higher_is_better else -1)
     if abs(gap) <= 2 * pooled:
         return "no difference at this budget"
@@ -608,7 +608,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, int], ...] = (  # (metric, header, decimals
     ("fid_test", "FID vs held-out ↓", 1),
     ("precision", "precision ↑", 2),
     ("recall", "recall ↑", 2),
-    ("nn_feature_median", "nearest train digit", 2),
+    ("nn_feature_median", "nearest train digit (features)", 2),
 )
 
 
@@ -698,11 +698,14 @@ __all__ = [
     "format_cell",
     "get_reference",
     "seed_group",
+    "span",
     "verdict",
     "load_reference",
     "load_reference_classifier",
     "metrics_match",
     "missing_references",
+    "plural",
+    "pooled_std",
     "pretrained_dir",
     "read_manifest",
     "real_digit_floors",
