@@ -126,8 +126,8 @@ def test_customise_with_remedies_off_returns_the_variant_itself(name):
 
 
 def test_unroll_zero_draws_no_lookahead_batches_and_unroll_k_draws_k_more():
-    """The loop draws n_critic real batches per step, plus k look-ahead batches when
-    unrolled (each of batch_size * pack samples)."""
+    """The loop draws n_critic real batches per step, plus k look-ahead batches and one
+    for the real-sample term of G's loss when unrolled (each of batch_size * pack)."""
     mixture = ring()
     sizes = []
 
@@ -140,7 +140,7 @@ def test_unroll_zero_draws_no_lookahead_batches_and_unroll_k_draws_k_more():
     assert sizes == [8] * (3 * 2)
     sizes.clear()
     train(*models(), sampler, dataclasses.replace(cfg, unroll_steps=3))
-    assert sizes == [8] * (3 * (2 + 3))
+    assert sizes == [8] * (3 * (2 + 3 + 1))
 
 
 # =========================================================================================
@@ -388,7 +388,8 @@ def make_d_optimizer(critic, cfg, stepped, generator=None):
 
 def reference_lookahead(critic, generator, reals, latents, loss, optimizer, cfg):
     """The spec's look-ahead written out on a copy of the critic (G's output detached:
-    the values, not the graph), from the optimiser's state."""
+    the values, not the graph), from the optimiser's state and current learning rate."""
+    lr = optimizer.param_groups[0]["lr"] if optimizer is not None else cfg.lr_d
     c = copy.deepcopy(critic)
     for p in c.parameters():
         p.requires_grad_(True)
@@ -416,12 +417,12 @@ def reference_lookahead(critic, generator, reals, latents, loss, optimizer, cfg)
                     mv[1] = b2 * mv[1] + (1 - b2) * g * g
                     m_hat = mv[0] / (1 - b1**step)
                     v_hat = mv[1] / (1 - b2**step)
-                    p -= cfg.lr_d * m_hat / torch.sqrt(v_hat + eps**2)
+                    p -= lr * m_hat / torch.sqrt(v_hat + eps**2)
                 elif cfg.optimizer == "rmsprop":
                     mv[1] = 0.99 * mv[1] + 0.01 * g * g
-                    p -= cfg.lr_d * g / torch.sqrt(mv[1] + eps**2)
+                    p -= lr * g / torch.sqrt(mv[1] + eps**2)
                 else:
-                    p -= cfg.lr_d * g
+                    p -= lr * g
     return c
 
 
@@ -443,15 +444,37 @@ def torch_lookahead(critic, generator, reals, latents, loss, optimizer):
 
 def draws(sampler, k, batch, seed=7):
     """The batches ``unrolled_generator_loss`` draws after ``torch.manual_seed(seed)``:
-    the sampler's k batches and k + 1 latent batches in order (the sampler does not
-    touch the global RNG, so the order of real and latent draws does not matter)."""
+    the sampler's k + 1 batches and k + 1 latent batches in order (the sampler does not
+    touch the global RNG, so the order of real and latent draws does not matter); the
+    last of each is for G's loss."""
     sampler.reset()
     torch.manual_seed(seed)
-    reals = [sampler(batch) for _ in range(k)]
-    latents = [sample_latent(batch, 2) for _ in range(k)]
-    z_g = sample_latent(batch, 2)
+    reals = [sampler(batch) for _ in range(k + 1)]
+    latents = [sample_latent(batch, 2) for _ in range(k + 1)]
     sampler.reset()
-    return reals, latents, z_g
+    return reals[:k], latents[:k], latents[k], reals[k]
+
+
+# a(r), the real-sample part of each critic loss L_D(r, f) = a(r) + b(f), written out
+REAL_PARTS = {
+    "minimax": lambda r: torch.log1p(torch.exp(-r)).mean(),
+    "non_saturating": lambda r: torch.log1p(torch.exp(-r)).mean(),
+    "least_squares": lambda r: 0.5 * ((r - 1.0) ** 2).mean(),
+    "hinge": lambda r: torch.clamp(1.0 - r, min=0.0).mean(),
+    "wasserstein": lambda r: -r.mean(),
+}
+
+
+def reference_objective(critic, generator, reals, latents, z_g, x, loss, optimizer, cfg):
+    """G's unrolled objective written out: L_G(D_k(G(z))) - [a(D_k(x)) - a(D(x))] at the
+    written-out look-ahead critic D_k (a function of G through G's values)."""
+    lookahead = reference_lookahead(critic, generator, reals, latents, loss, optimizer, cfg)
+    a = REAL_PARTS[loss.name]
+    with torch.no_grad():
+        start = a(critic(x).reshape(-1))
+    return loss.generator(lookahead(generator(z_g)).reshape(-1)) - (
+        a(lookahead(x).reshape(-1)) - start
+    ), lookahead
 
 
 def snapshot(critic, optimizer):
@@ -526,11 +549,18 @@ def test_no_lookahead_steps_give_the_critic_parameters(float64):
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
 @pytest.mark.parametrize("stepped", [False, True], ids=["fresh-state", "one-step-state"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_lookahead_params_match_the_written_out_update_and_torch(float64, optimizer, stepped, k):
+@pytest.mark.parametrize("lr_factor", [1.0, 0.25], ids=["initial-lr", "decayed-lr"])
+def test_lookahead_params_match_the_written_out_update_and_torch(
+    float64, optimizer, stepped, k, lr_factor
+):
+    """The look-ahead continues the optimiser at its current learning rate: after a
+    schedule lowered it (``lr_factor`` 0.25), the steps shrink like torch's own."""
     g, d = tiny_models()
     cfg = unroll_config(optimizer, k)
     loss = get_loss("minimax")
     opt = make_d_optimizer(d, cfg, stepped=stepped, generator=g)
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr_d * lr_factor
     rng = torch.Generator().manual_seed(11)
     reals = [torch.randn(8, 2, generator=rng) + 1.0 for _ in range(k)]
     latents = [torch.randn(8, 2, generator=rng) for _ in range(k)]
@@ -555,8 +585,9 @@ def test_lookahead_params_match_the_written_out_update_and_torch(float64, optimi
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_unrolled_generator_gradient_matches_finite_differences(float64, optimizer, k):
-    """d L_G(D_{theta_D^k(theta_G)}(G(z))) / d theta_G by autograd == central differences,
-    with the global RNG re-seeded before each evaluation so the draws are the same."""
+    """d f_k / d theta_G by autograd == central differences, with the global RNG re-seeded
+    before each evaluation so the draws are the same; f_k is G's loss against the
+    look-ahead critic minus that critic's gain on a real batch (module doc)."""
     g, d = tiny_models()
     cfg = unroll_config(optimizer, k)
     loss = get_loss("minimax")
@@ -571,17 +602,16 @@ def test_unrolled_generator_gradient_matches_finite_differences(float64, optimiz
 
     out = value()
     assert out.dim() == 0 and out.dtype == torch.float64
-    assert sampler.calls == k  # k real batches for the k look-ahead steps
+    assert sampler.calls == k + 1  # k look-ahead batches, one for the real-sample term
     autograd = torch.autograd.grad(out, list(g.parameters()))
     numeric = finite_differences(value, g)
     for a, n in zip(autograd, numeric, strict=True):
         torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-8)
     assert_unchanged(d, opt, before)
 
-    # the value is G's loss against the written-out look-ahead critic on the same draws
-    reals, latents, z_g = draws(sampler, k, cfg.batch_size)
-    lookahead = reference_lookahead(d, g, reals, latents, loss, opt, cfg)
-    expected = loss.generator(lookahead(g(z_g)).reshape(-1))
+    # the value is the written-out objective at the written-out look-ahead critic
+    reals, latents, z_g, x = draws(sampler, k, cfg.batch_size)
+    expected, lookahead = reference_objective(d, g, reals, latents, z_g, x, loss, opt, cfg)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
     # the gradient through the look-ahead matters: with the look-ahead held fixed
     # (G detached inside it) the gradient is measurably different
@@ -590,6 +620,52 @@ def test_unrolled_generator_gradient_matches_finite_differences(float64, optimiz
     detached = torch.autograd.grad(expected, list(g.parameters()))
     gap = max((a - b).abs().max().item() for a, b in zip(autograd, detached, strict=True))
     assert gap > 1e-3  # measured 1e-2 .. 2e-1 here
+
+
+@pytest.mark.parametrize(
+    "name", ["minimax", "non_saturating", "least_squares", "hinge", "wasserstein"]
+)
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_unrolled_gradient_is_the_finite_difference_gradient_of_the_written_out_objective(
+    float64, name, optimizer
+):
+    """Independent of the implementation: central differences of the objective computed
+    with the written-out look-ahead (for minimax, up to a constant, the paper's
+    -L_D(theta_G, theta_D^k(theta_G))) equal autograd's gradient of the returned loss. G's
+    loss against the look-ahead critic alone (no real-sample term) is measurably off."""
+    g, d = tiny_models()
+    k = 2
+    cfg = dataclasses.replace(unroll_config(optimizer, k), loss=name)
+    loss = get_loss(name)
+    opt = make_d_optimizer(d, cfg, stepped=True, generator=g)
+    for group in opt.param_groups:  # as after a learning-rate decay
+        group["lr"] = cfg.lr_d * 0.5
+    sampler = Reals()
+    torch.manual_seed(7)
+    out = unrolled_generator_loss(g, d, opt, sampler, loss, cfg, CPU)
+    autograd = torch.autograd.grad(out, list(g.parameters()))
+    reals, latents, z_g, x = draws(sampler, k, cfg.batch_size)
+
+    def reference():
+        return reference_objective(d, g, reals, latents, z_g, x, loss, opt, cfg)[0]
+
+    numeric = finite_differences(reference, g)
+    for a, n in zip(autograd, numeric, strict=True):
+        torch.testing.assert_close(a, n, rtol=1e-5, atol=1e-8)
+    if name == "minimax":  # = -L_D at the look-ahead critic + a constant
+        lookahead = reference_objective(d, g, reals, latents, z_g, x, loss, opt, cfg)[1]
+        minus_critic_loss = -loss.critic(lookahead(x).reshape(-1), lookahead(g(z_g)).reshape(-1))
+        with torch.no_grad():
+            constant = REAL_PARTS[name](d(x).reshape(-1))
+        torch.testing.assert_close(out, minus_critic_loss + constant, rtol=1e-10, atol=1e-12)
+
+    def fake_term_only():
+        lookahead = reference_lookahead(d, g, reals, latents, loss, opt, cfg)
+        return loss.generator(lookahead(g(z_g)).reshape(-1))
+
+    without = finite_differences(fake_term_only, g)
+    gap = max((a - b).abs().max().item() for a, b in zip(autograd, without, strict=True))
+    assert gap > 1e-4
 
 
 def test_adam_lookahead_is_differentiable_where_a_critic_gradient_is_zero(float64):

@@ -21,14 +21,26 @@ large one, and the critic can use that.
 **Unrolled GAN** (Metz et al. 2017). The generator is trained against the critic it will
 face after k more critic steps: with :math:`\theta_D^0 = \theta_D` and
 :math:`\theta_D^{i+1} = \theta_D^i - \eta\, u(\nabla_{\theta_D} L_D(\theta_G, \theta_D^i))`,
-G minimises :math:`L_G(\theta_G, \theta_D^k(\theta_G))` and its gradient flows through the
-k look-ahead steps (``torch.func.functional_call`` with ``create_graph=True``). A generator
-about to jump onto the mode the critic currently likes "sees" the critic follow it there,
-which damps the mode hopping of collapse. The critic itself is still trained by the
-ordinary steps; the look-ahead is thrown away. k = 0 is the plain GAN; a step costs about
-k + 1 plain steps. The update u continues the critic's optimiser: Adam from its current
-moments (with :math:`\sqrt{\hat v + \epsilon^2}` in place of :math:`\sqrt{\hat v} + \epsilon`
-so that it is differentiable at v = 0), RMSprop likewise, SGD plain.
+G minimises the game's value at the look-ahead critic,
+
+.. math:: f_k(\theta_G) = L_G\big(D_{\theta_D^k}(G(z))\big)
+          - \big[a\big(D_{\theta_D^k}(x)\big) - a\big(D_{\theta_D}(x)\big)\big],
+
+where :math:`a` is the real-sample part of the critic's loss
+(:math:`L_D(r, f) = a(r) + b(f)` for every loss of ``LOSSES``). The real-sample term does
+not depend on G for k = 0, but :math:`\theta_D^k` does: for the minimax loss
+:math:`f_k` is, up to a constant, the paper's :math:`-L_D(\theta_G, \theta_D^k)`, whose
+gradient through the look-ahead vanishes when the critic is optimal. Without the
+real-sample term G is rewarded for steering the critic's look-ahead steps (its samples
+drift off the data). G's gradient flows through the k look-ahead steps
+(``torch.func.functional_call`` with ``create_graph=True``). A generator about to jump
+onto the mode the critic currently likes "sees" the critic follow it there, which damps
+the mode hopping of collapse. The critic itself is still trained by the ordinary steps;
+the look-ahead is thrown away. k = 0 is the plain GAN; a step costs about k + 1 plain
+steps. The update u continues the critic's optimiser at its current learning rate (after
+any decay) and from its current state: Adam from its moments (with
+:math:`\sqrt{\hat v + \epsilon^2}` in place of :math:`\sqrt{\hat v} + \epsilon` so that it is
+differentiable at v = 0), RMSprop likewise, SGD plain.
 """
 
 from __future__ import annotations
@@ -96,11 +108,12 @@ def _lookahead_step(
     step: int,
     config,
 ) -> dict[str, Tensor]:
-    """One differentiable optimiser update of the critic's parameters (see module doc)."""
-    lr = config.lr_d
+    """One differentiable optimiser update of the critic's parameters (see module doc);
+    ``moments[name]["lr"]`` is the parameter's current learning rate."""
     out = {}
     for (name, p), g in zip(params.items(), grads, strict=True):
         state = moments[name]
+        lr = state["lr"]
         if config.optimizer == "adam":
             beta1, beta2 = config.betas
             state["m"] = beta1 * state["m"] + (1 - beta1) * g
@@ -117,13 +130,19 @@ def _lookahead_step(
 
 
 def _optimizer_moments(
-    critic: nn.Module, optimizer: torch.optim.Optimizer | None
+    critic: nn.Module, optimizer: torch.optim.Optimizer | None, config
 ) -> tuple[dict[str, dict], int]:
-    """Copies of the optimiser's running moments per critic parameter, and its step count."""
+    """Copies of the optimiser's running moments and current learning rate (its parameter
+    group's, after any schedule; ``config.lr_d`` without an optimiser) per critic
+    parameter, and its step count."""
+    rates = {}
+    if optimizer is not None:
+        rates = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     moments, step = {}, 0
     for name, p in critic.named_parameters():
         state = optimizer.state.get(p, {}) if optimizer is not None else {}
         moments[name] = {
+            "lr": rates.get(id(p), config.lr_d),
             "m": state.get("exp_avg", torch.zeros_like(p)).detach().clone(),
             "v": state.get("exp_avg_sq", state.get("square_avg", torch.zeros_like(p)))
             .detach()
@@ -152,7 +171,7 @@ def unrolled_critic_params(
         )
     params = {name: p.detach().requires_grad_(True) for name, p in critic.named_parameters()}
     buffers = dict(critic.named_buffers())
-    moments, step = _optimizer_moments(critic, d_optimizer)
+    moments, step = _optimizer_moments(critic, d_optimizer, config)
 
     def logits(current: dict[str, Tensor], x: Tensor) -> Tensor:
         return functional_call(critic, {**current, **buffers}, (x,)).reshape(-1)
@@ -175,9 +194,11 @@ def unrolled_generator_loss(
     config,
     device: torch.device,
 ) -> Tensor:
-    r""":math:`L_G(D_{\theta_D^k}(G(z)))`: G's loss against the critic after
-    ``config.unroll_steps`` look-ahead steps, each on a fresh real batch and latent batch
-    (drawn from torch's global RNG, like the ordinary critic steps)."""
+    r""":math:`f_k = L_G(D_k(G(z))) - [a(D_k(x)) - a(D(x))]` (module doc): G's loss against
+    the critic after ``config.unroll_steps`` look-ahead steps, minus the look-ahead
+    critic's gain on a real batch. The k look-ahead steps each use a fresh real batch and
+    latent batch, then come the latents of G's loss and the real batch of the real-sample
+    term (all drawn from torch's global RNG, like the ordinary critic steps)."""
     from .train import draw_real  # the loop's sampler (train imports this module)
 
     size = config.batch_size * config.pack
@@ -187,9 +208,15 @@ def unrolled_generator_loss(
         latents.append(sample_latent(size, config.latent_dim, config.latent_prior, device))
     params = unrolled_critic_params(critic, generator, reals, latents, loss, d_optimizer, config)
     z = sample_latent(size, config.latent_dim, config.latent_prior, device)
+    real = draw_real(data, size, device)
     buffers = dict(critic.named_buffers())
     fake_logits = functional_call(critic, {**params, **buffers}, (generator(z),)).reshape(-1)
-    return loss.generator(fake_logits)
+    real_logits = functional_call(critic, {**params, **buffers}, (real,)).reshape(-1)
+    with torch.no_grad():  # the current critic: independent of G
+        start_logits = critic(real).reshape(-1)
+    # a(r_k) - a(r_0) for a separable critic loss L_D(r, f) = a(r) + b(f): b cancels
+    real_gain = loss.critic(real_logits, start_logits) - loss.critic(start_logits, start_logits)
+    return loss.generator(fake_logits) - real_gain
 
 
 __all__ = [
