@@ -305,8 +305,8 @@ def toy_quality(s: BenchSettings, results: dict) -> list[Row]:
     from gan_utils.toy.runs import ToySettings, toy_train_config
 
     rows: list[Row] = []
-    # the lesson's full setting (figures/toy_full_setting.md): gan-toy --dataset grid
-    # --steps 10000 --lr_decay_from 0.5 --loss minimax; the rest are ToySettings' defaults
+    # a long toy setting (gan-toy --dataset grid --steps 10000 --lr_decay_from 0.5
+    # --loss minimax, as figures/toy_pacgan_grid.md); the rest are ToySettings' defaults
     full = ToySettings(num_steps=10_000, lr_decay_from=0.5, device="cpu")
     mixture = get_toy_dataset("grid")
 

@@ -136,3 +136,30 @@ def test_append_resumes_a_sweep_and_refuses_other_settings(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*base, "--seeds", "2", "--append", "--lr", "0.5"])
     assert "other settings" in capsys.readouterr().err
+
+
+def test_retrain_replaces_the_runs_of_named_variants_once(tmp_path, capsys):
+    base = ["--dataset", "ring", "--seeds", "0", "1", "--out", str(tmp_path), *TINY]
+    assert main(["--loss", "hinge", "minimax", *base]) == 0
+    runs_path = tmp_path / "toy_results_runs.csv"
+    before = {(r["variant"], r["seed"]): r for r in csv.DictReader(runs_path.open())}
+    retrain = ["--loss", "minimax", "--retrain", "standard", "--append", *base]  # an alias
+    assert main(retrain) == 0
+    out = capsys.readouterr().out
+    assert "--retrain: dropped 2 runs of minimax" in out and "2 to train" in out
+    after = {(r["variant"], r["seed"]): r for r in csv.DictReader(runs_path.open())}
+    assert set(after) == set(before)  # every run is still there ...
+    assert after[("hinge", "0")] == before[("hinge", "0")]  # ... hinge untouched
+    assert after[("minimax", "0")]["seconds"] != before[("minimax", "0")]["seconds"]  # retrained
+    commands = json.loads((tmp_path / "toy_results_commands.json").read_text())
+    assert commands[-1]["note"] == "retrained minimax: their earlier runs dropped"
+    assert "retrained minimax" in (tmp_path / "toy_results.md").read_text()
+    assert main(retrain) == 0  # the same command again resumes: nothing dropped or trained
+    assert "dropped" not in capsys.readouterr().out
+    assert len(json.loads((tmp_path / "toy_results_commands.json").read_text())) == 2
+    with pytest.raises(SystemExit):
+        main(["--loss", "minimax", "--retrain", "minimax", *base])  # without --append
+    assert "only with --append" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--loss", "minimax", "--retrain", "hinge", "--append", *base])
+    assert "not among this command's variants" in capsys.readouterr().err

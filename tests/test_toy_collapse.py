@@ -177,3 +177,66 @@ def test_mode_coverage_near_counts_feed_the_collapse_share():
     assert m.near_few_percent == pytest.approx(100 * 2400 / 2500)
     assert m.verdict() == "collapsed"
     assert math.isfinite(m.kl_to_uniform)
+
+
+# ---- figures --------------------------------------------------------------------------------
+def test_occupancy_map_draws_modes_as_rows_and_snapshots_as_columns():
+    import matplotlib.pyplot as plt
+
+    from gan_utils.toy.plots import plot_occupancy
+
+    snapshots = [(0, at_modes({1: 10})), (50, at_modes({1: 5, 6: 5})), (100, at_modes({6: 10}))]
+    steps, shares = occupancy(snapshots, RING)
+    ax = plot_occupancy(steps, shares, title="hop")
+    image = ax.images[0].get_array()
+    assert image.shape == (8, 3)  # modes x snapshots
+    assert image[1, 0] == 1.0 and image[6, 1] == 0.5 and image[6, 2] == 1.0
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "50", "100"]
+    with pytest.raises(ValueError, match="shares"):
+        plot_occupancy(steps, shares[:2])
+    plt.close("all")
+
+
+def test_modes_over_training_plot_has_one_line_per_run_and_a_legend_per_label():
+    import matplotlib.pyplot as plt
+
+    from gan_utils.toy.plots import plot_modes_over_training
+
+    curves = {
+        "collapse": [(np.array([0, 10]), np.array([0, 2])), (np.array([0, 10]), np.array([1, 3]))],
+        "cure": [(np.array([0, 10]), np.array([0, 8]))],
+    }
+    ax = plot_modes_over_training(curves, num_modes=8)
+    data_lines = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_label()]
+    assert len([line for line in ax.lines if list(line.get_xdata()) == [0, 10]]) == 3
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["collapse", "cure"]
+    assert data_lines
+    with pytest.raises(ValueError, match="curves"):
+        plot_modes_over_training({}, 8)
+    plt.close("all")
+
+
+def test_clear_difference_needs_a_gap_beyond_twice_the_pooled_spread():
+    from gan_utils.toy.collapse import clear_difference
+
+    def row(mean, std, n=3):
+        return {"modes_covered_mean": mean, "modes_covered_std": std, "num_seeds": n}
+
+    assert clear_difference(row(8.0, 0.0), row(2.4, 0.5), "modes_covered") == 1
+    assert clear_difference(row(2.4, 0.5), row(8.0, 0.0), "modes_covered") == -1
+    # pooled std 1: a gap of 2 is not clear, a gap of 2.1 is
+    assert clear_difference(row(5.0, 1.0), row(3.0, 1.0), "modes_covered") == 0
+    assert clear_difference(row(5.1, 1.0), row(3.0, 1.0), "modes_covered") == 1
+    assert clear_difference(row(5.0, math.nan, 1), row(3.0, math.nan, 1), "modes_covered") == 0
+    assert clear_difference(row(math.nan, 1.0), row(3.0, 1.0), "modes_covered") == 0
+
+
+def test_runs_markdown_has_one_row_per_run_with_its_verdict_and_label():
+    result = sweep_of_two()
+    lines = result.runs_markdown().splitlines()
+    assert len(lines) == 2 + 4
+    assert lines[2].startswith("| minimax | ring | 0 | 2 / 8 | 2 / 8 | 100.0 | 100.0 |")
+    assert lines[2].rstrip().endswith("| collapsed | 200 |")
+    assert "| covering |" in lines[4]
+    labelled = result.runs_markdown(label=lambda run: f"{run.variant}, seed {run.seed}")
+    assert labelled.splitlines()[3].startswith("| minimax, seed 1 | ring | 1 |")

@@ -60,3 +60,18 @@ def test_bad_refresh_interval_is_refused():
         ToyExplorer(TINY, refresh_every=0)
     with pytest.raises(TypeError, match="refresh_every"):
         ToyExplorer(TINY, refresh_every=10.0)
+
+
+def test_first_choices_come_from_the_arguments_and_are_checked():
+    explorer = toy_explorer(TINY, variant="minimax", dataset="ring", n_critic=5)
+    assert (explorer.variant.value, explorer.dataset.value) == ("minimax", "ring")
+    assert explorer.n_critic.value == 5  # the collapse setting, not minimax's own 1
+    explorer.variant.value = "pacgan2"
+    assert explorer.n_critic.value == 1  # picking a variant restores its own
+    assert ToyExplorer(TINY, variant="wgan_gp").n_critic.value == 5
+    with pytest.raises(ValueError, match="variant must be one of"):
+        ToyExplorer(TINY, variant="vanilla")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        ToyExplorer(TINY, dataset="spiral")
+    with pytest.raises(ValueError, match="n_critic"):
+        ToyExplorer(TINY, n_critic=0)

@@ -19,9 +19,10 @@ Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`
 the commands and their wall times), ``<out>/<name>.csv`` (the table),
 ``<out>/<name>_runs.csv`` (one row per run, rewritten after every run),
 ``<out>/<name>_samples.png`` (final samples of the first seed; not with --append onto
-earlier runs) and, with --gif, one GIF per variant and dataset (first seed). With --append a sweep resumes or grows: runs already in ``_runs.csv`` (made with
-the same settings) are kept and only the missing ones are trained; the lesson's full-
-setting table (figures/toy_full_setting.md) was made that way, seed by seed.
+earlier runs) and, with --gif, one GIF per variant and dataset (first seed). With
+--append a sweep resumes or grows: runs already in ``_runs.csv`` (made with the same
+settings) are kept and only the missing ones are trained; lesson 02's committed sweeps
+(docs/lesson02_sweeps.md) were made that way.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from ..core.paths import runs_dir
 from ..core.plotting import save_figure, save_gif
 from ..core.runtime import DEVICE_CHOICES
 from ..core.train import OPTIMIZERS
-from ..core.variants import ALIASES, REMEDIES, VARIANTS, customise
+from ..core.variants import ALIASES, REMEDIES, VARIANTS, customise, get_variant
 from .mixtures import TOY_DATASETS
 from .runs import (
     REPOSITORY_SETTINGS,
@@ -179,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--append", action="store_true",
         help="keep the runs already in <out>/<name>_runs.csv (same settings) and train only "
         "the missing ones: resumes or extends a sweep")  # fmt: skip
+    add("--retrain", nargs="+", default=[], metavar="VARIANT",
+        help="with --append: drop the table's runs of these variants (of the command's "
+        "variants) and train them again, e.g. after a fix in their code; noted beside the "
+        "command, and run again the same command resumes instead of dropping again")  # fmt: skip
     return parser
 
 
@@ -310,6 +315,11 @@ def main(argv: list[str] | None = None) -> int:
             previous.append(run)
         if commands_path.is_file():
             commands = json.loads(commands_path.read_text())
+    retrain = _retrain_names(args, variants, parser)
+    if retrain and not any(c["command"] == command for c in commands):
+        dropped = [r for r in previous if r.variant in retrain]
+        previous = [r for r in previous if r.variant not in retrain]
+        print(f"--retrain: dropped {len(dropped)} runs of {', '.join(sorted(retrain))}")
     done = {(r.variant, r.dataset, r.seed) for r in previous}
     jobs = [
         (v, d, s, settings)
@@ -322,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--append: {len(previous)} runs already in {runs_path}, {len(jobs)} to train")
     new_runs: list[ToyRun] = []
     entry = {"command": command, "wall_time_s": 0, "runs": 0, "finished": False}
+    if retrain:
+        entry["note"] = f"retrained {', '.join(sorted(retrain))}: their earlier runs dropped"
     if jobs:  # a command that trains nothing is not worth a line
         commands.append(entry)
     started = time.perf_counter()
@@ -394,6 +406,26 @@ def main(argv: list[str] | None = None) -> int:
             written.append(path.name)
     print(f"wrote {', '.join(written)} in {out}")
     return 0
+
+
+def _retrain_names(args: argparse.Namespace, variants: list, parser) -> set[str]:
+    """The variant names of --retrain; each must be one of the command's variants."""
+    if args.retrain and not args.append:
+        parser.error("argument --retrain: only with --append (it replaces runs of a table)")
+    names = {v.name for v in variants}
+    chosen = set()
+    for name in args.retrain:
+        try:
+            chosen.add(get_variant(name).name)
+        except (TypeError, ValueError) as error:
+            parser.error(f"argument --retrain: {error}")
+    unknown = chosen - names
+    if unknown:
+        parser.error(
+            f"argument --retrain: {sorted(unknown)} are not among this command's variants "
+            f"{sorted(names)}; name them in --loss too"
+        )
+    return chosen
 
 
 def _ordered(runs: list[ToyRun]) -> list[ToyRun]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..core.checks import check_choice, check_number
+from ..core.compare import clear_gap
 from ..core.paths import committed_figures_dir
 from .coverage import (
     MIN_HQ_PER_MODE,
@@ -192,6 +193,29 @@ PACGAN_PROTOCOL = {
 }
 
 
+# ChristophReich1996/Mode_Collapse: modes its README figures show at step 10,000 (read off
+# the scatter plots, hence approximate; None: the samples leave the ring). Its setting is
+# REPOSITORY_SETTINGS on the wide ring; its G uses LeakyReLU and a tanh before its last
+# layer where ours uses ReLU and no tanh (the critics match: 4 x 256, LeakyReLU).
+REPOSITORY_FIGURES: dict[str, int | None] = {
+    "minimax": 3,
+    "non_saturating": 1,
+    "least_squares": 3,
+    "hinge": 3,
+    "wasserstein": None,
+    "wgan_gp": 8,
+}
+_LOOP_BUG = (
+    "its figure was made with a training loop (later fixed) that made 500 generator steps,"
+    " each after 20 x d_updates critic steps, instead of 10,000 after d_updates each"
+)
+REPOSITORY_BUGS = {
+    "least_squares": "its LSGAN losses have wrong signs and targets (ours: a = 0, b = 1, c = 1)",
+    "wgan_gp": f"its gradient-penalty weight is 2 (the paper's and ours: 10); {_LOOP_BUG}",
+    "wasserstein": _LOOP_BUG,
+}
+
+
 def pacgan_comparison_markdown(
     ours: dict[str, SweepResult], models: dict[str, str], published: Sequence[str]
 ) -> str:
@@ -230,6 +254,17 @@ def _pm(row: dict, key: str, digits: int) -> str:
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
 
 
+def clear_difference(row_a: dict, row_b: dict, key: str) -> int:
+    """+1 when ``row_a``'s mean of ``key`` exceeds ``row_b``'s by more than twice their
+    pooled std over seeds, -1 when it falls short by as much, 0 otherwise (the seeds cannot
+    tell them apart; also when no spread is known): ``core.compare.clear_gap`` on two
+    ``SweepResult.row`` dicts."""
+    return clear_gap(
+        row_a[f"{key}_mean"], row_a[f"{key}_std"], row_a["num_seeds"],
+        row_b[f"{key}_mean"], row_b[f"{key}_std"], row_b["num_seeds"],
+    )  # fmt: skip
+
+
 def verdict_counts(runs: Sequence[ToyRun], verdict: str) -> int:
     """How many of ``runs`` got ``verdict`` (``ModeCoverage.verdict``)."""
     check_choice("verdict", verdict, ("collapsed", "covering", "partial", "blurry"))
@@ -239,9 +274,12 @@ def verdict_counts(runs: Sequence[ToyRun], verdict: str) -> int:
 __all__ = [
     "PACGAN_PROTOCOL",
     "PACGAN_TABLE",
+    "REPOSITORY_BUGS",
+    "REPOSITORY_FIGURES",
     "CommittedSweep",
     "PublishedRow",
     "beats",
+    "clear_difference",
     "committed_sweep",
     "mode_hops",
     "modes_over_training",

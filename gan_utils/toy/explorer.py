@@ -17,7 +17,7 @@ import threading
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from ..core.checks import check_int
+from ..core.checks import check_choice, check_int
 from ..core.latent import fixed_latents, generate
 from ..core.loop import every
 from ..core.plotting import scatter_samples
@@ -39,25 +39,39 @@ class ToyExplorer:
         settings: everything else of the run (sizes, batch, optimiser); the widgets set
             ``num_steps``, ``lr``, ``n_critic`` and ``latent_dim``.
         refresh_every: generator steps between redraws of the plot and the metrics.
+        variant, dataset: the first choice of the drop-downs.
+        n_critic: the first value of the n_critic slider (None: the variant's own); the
+            slider follows the variant's own value when another variant is picked.
     """
 
-    def __init__(self, settings: ToySettings | None = None, refresh_every: int = 100):
+    def __init__(
+        self,
+        settings: ToySettings | None = None,
+        refresh_every: int = 100,
+        variant: str = "minimax",
+        dataset: str = "ring",
+        n_critic: int | None = None,
+    ):
         self.refresh_every = check_int("refresh_every", refresh_every, minimum=1)
         self.settings = settings or ToySettings()
         self.settings.validate()
+        check_choice("variant", variant, list(VARIANTS))
+        check_choice("dataset", dataset, list(TOY_DATASETS))
+        n_critic = VARIANTS[variant].n_critic if n_critic is None else n_critic
+        check_int("n_critic", n_critic, minimum=1, maximum=10)
         style = {"description_width": "90px"}
         self.variant = widgets.Dropdown(
-            options=list(VARIANTS), value="wgan_gp", description="variant", style=style
+            options=list(VARIANTS), value=variant, description="variant", style=style
         )
         self.dataset = widgets.Dropdown(
-            options=list(TOY_DATASETS), value="grid", description="dataset", style=style
+            options=list(TOY_DATASETS), value=dataset, description="dataset", style=style
         )
         self.lr = widgets.FloatLogSlider(
             value=self.settings.lr, base=10, min=-5, max=-2, step=0.25, description="learning rate",
             readout_format=".1e", style=style,
         )  # fmt: skip
         self.n_critic = widgets.IntSlider(
-            value=VARIANTS["wgan_gp"].n_critic, min=1, max=10, description="n_critic", style=style
+            value=n_critic, min=1, max=10, description="n_critic", style=style
         )
         self.latent_size = widgets.Dropdown(
             options=list(LATENT_SIZES), value=self.settings.latent_dim
@@ -207,6 +221,13 @@ class ToyExplorer:
             self.metrics.value = f"<b>training…</b><br>{self._metrics_html(m)}"
 
 
-def toy_explorer(settings: ToySettings | None = None, refresh_every: int = 100) -> ToyExplorer:
-    """Build the lesson-02 explorer; display the returned object in a notebook cell."""
-    return ToyExplorer(settings, refresh_every)
+def toy_explorer(
+    settings: ToySettings | None = None,
+    refresh_every: int = 100,
+    variant: str = "minimax",
+    dataset: str = "ring",
+    n_critic: int | None = None,
+) -> ToyExplorer:
+    """Build the lesson-02 explorer (see ``ToyExplorer``); display the returned object in
+    a notebook cell."""
+    return ToyExplorer(settings, refresh_every, variant, dataset, n_critic)

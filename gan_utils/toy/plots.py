@@ -134,3 +134,55 @@ def plot_modes_covered(result: SweepResult, dataset: str, ax=None):
     ax.set_xlabel(f"modes covered (of {rows[0]['num_modes']}; >= 20 HQ samples of 2,500)")
     ax.set_title(f"Modes covered on the {dataset}, mean ± std over {rows[0]['num_seeds']} seeds")
     return ax
+
+
+def plot_occupancy(steps: np.ndarray, shares: np.ndarray, ax=None, title: str = ""):
+    """Heat map of ``collapse.occupancy``: rows are modes, columns snapshots, the shade
+    the share of samples near the mode (white 0, black 1). A collapsed generator shows a
+    few dark rows; one hopping between modes, dark cells that move from row to row."""
+    shares = np.asarray(shares, dtype=float)
+    if shares.ndim != 2 or shares.shape[0] != len(steps) or not len(steps):
+        raise ValueError(
+            f"shares must have shape (len(steps), modes) with len(steps) >= 1, got "
+            f"{shares.shape} for {len(steps)} steps"
+        )
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.25 * shares.shape[1] + 1.2))
+    image = ax.imshow(
+        shares.T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+        extent=(-0.5, len(steps) - 0.5, shares.shape[1] - 0.5, -0.5),
+    )  # fmt: skip
+    ticks = sorted({round(i * (len(steps) - 1) / 4) for i in range(5)})
+    ax.set_xticks(ticks, [str(int(steps[i])) for i in ticks])
+    ax.set_yticks(range(shares.shape[1]))
+    ax.set_xlabel("generator step")
+    ax.set_ylabel("mode")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, label="share of samples near the mode")
+    return ax
+
+
+def plot_modes_over_training(
+    curves: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], num_modes: int, ax=None
+):
+    """Modes covered against generator step: one line per run, one shade per label
+    (``curves``: label -> [(steps, modes covered), ...], e.g. from
+    ``collapse.modes_over_training``)."""
+    if not curves:
+        raise ValueError("curves must hold at least one label with runs, got none")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    shades = ("0.1", "0.55", "0.35", "0.75")
+    styles = ("-", "--", "-.", ":")
+    for i, (label, runs) in enumerate(curves.items()):
+        for j, (steps, covered) in enumerate(runs):
+            ax.plot(
+                steps, covered, styles[i % len(styles)], color=shades[i % len(shades)],
+                label=label if j == 0 else None, linewidth=1.4,
+            )  # fmt: skip
+    ax.axhline(num_modes, color="black", linewidth=0.8, linestyle=":")
+    ax.set_ylim(-0.3, num_modes + 0.5)
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(f"modes covered (of {num_modes})")
+    ax.legend(fontsize=8)
+    return ax

@@ -382,8 +382,9 @@ class SweepResult:
             )
         return "\n".join(lines)
 
-    def runs_markdown(self) -> str:
-        """One row per run (the per-seed numbers behind ``to_markdown``)."""
+    def runs_markdown(self, label: Callable[[ToyRun], str] | None = None) -> str:
+        """One row per run (the per-seed numbers behind ``to_markdown``); ``label(run)``
+        replaces the variant's name in the first column (e.g. to add a setting)."""
         lines = [
             "| variant | dataset | seed | modes covered | modes hit | % HQ "
             "| % near <= K/2 modes | KL, nats | verdict | steps/s |",
@@ -392,7 +393,7 @@ class SweepResult:
         for run in self.runs:
             m = run.metrics
             lines.append(
-                f"| {run.variant} | {run.dataset} | {run.seed} "
+                f"| {run.variant if label is None else label(run)} | {run.dataset} | {run.seed} "
                 f"| {m.modes_covered} / {m.num_modes} | {m.modes_hit} / {m.num_modes} "
                 f"| {m.high_quality_percent:.1f} | {m.near_few_percent:.1f} "
                 f"| {m.kl_to_uniform:.2f} | {m.verdict()}"

@@ -80,7 +80,8 @@ def test_lesson02_explorer_trains_when_clicked(page, jupyter_server, screenshot_
     explorer.locator(".widget-dropdown").filter(has_text="variant").locator("select").select_option(
         "non_saturating"
     )
-    # the variant's own n_critic (1) replaces wgan_gp's (5): the page reflects the kernel
+    # the variant's own n_critic (1) replaces the lesson's collapse setting (5): the page
+    # reflects the kernel
     n_critic = (
         explorer.locator(".widget-slider").filter(has_text="n_critic").locator(".widget-readout")
     )
@@ -106,7 +107,7 @@ def test_lesson02_explorer_trains_when_clicked(page, jupyter_server, screenshot_
     metrics_after = metrics.inner_text()
     image_after = _image_source(page)
     assert metrics_after != metrics_before
-    assert "non_saturating on grid" in metrics_after and "modes covered" in metrics_after
+    assert "non_saturating on ring" in metrics_after and "modes covered" in metrics_after
     assert image_after and image_after != image_before
     box = page.locator("img.widget-image").first.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 100
