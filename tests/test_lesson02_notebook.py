@@ -1,52 +1,84 @@
-"""Lesson 02 end to end with papermill at tiny settings; checks the recorded results."""
+"""Lesson 02: end to end with papermill at tiny settings, and the committed notebook's
+claims at its defaults (collapse and cure, the remedies, the committed sweeps)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gan_utils.core.paths import committed_figures_dir
-from gan_utils.core.variants import VARIANTS
+from gan_utils.core.paths import PROJECT_ROOT
+from gan_utils.core.report import notebook_results
+from gan_utils.toy import collapse as tc
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "02_toy_mode_collapse.ipynb"
 
 TINY = {
     "num_seeds": 2,
-    "grid_steps": 12,
-    "ring_steps": 6,
+    "num_steps": 12,
     "batch_size": 32,
     "width": 16,
     "depth": 1,
-    "num_snapshots": 2,
-    "latent_sizes": [1, 4],
-    "latent_steps": 6,
-    "repository_steps": 2,
+    "num_snapshots": 3,
+    "live_remedies": ["pacgan2"],
+    "explorer_steps": 20,
     "workers": 1,
     "threads": 1,
     "device": "cpu",
 }
+VERDICTS = {"collapsed", "covering", "partial", "blurry"}
 
 
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_lesson02_runs_at_tiny_settings_and_records_its_results(run_notebook):
     results = run_notebook("02_toy_mode_collapse", TINY)
-    assert results["num_seeds"] == 2 and results["grid_steps"] == 12
-    for key, modes in (("modes_covered_grid", 25), ("modes_covered_ring", 8)):
-        assert list(results[key]) == list(VARIANTS)  # all 10 rows, in the lesson's order
-        assert all(0 <= value <= modes for value in results[key].values())
-    assert set(results["modes_covered_grid_std"]) == set(VARIANTS)  # a spread for every row
-    assert all(0 <= v <= 100 for v in results["high_quality_percent_grid"].values())
-    best, worst = results["best_variant_grid"], results["worst_variant_grid"]
-    assert best in VARIANTS and worst in VARIANTS and best != worst
-    covered = results["modes_covered_grid"]
-    assert covered[best] == max(covered.values()) and covered[worst] == min(covered.values())
-    assert set(results["latent_effect_modes_covered"]) == {
-        results["best_variant_ring"],
-        results["worst_variant_ring"],
-    }
-    assert all(list(d) == ["1", "4"] for d in results["latent_effect_modes_covered"].values())
-    assert set(results["gif_kilobytes"]) == set(VARIANTS)
+    assert (results["num_seeds"], results["num_steps"], results["dataset"]) == (2, 12, "ring")
+    for key in ("collapse_runs", "cure_runs"):
+        assert [r["seed"] for r in results[key]] == [0, 1]
+        assert all(r["verdict"] in VERDICTS and 0 <= r["modes_covered"] <= 8 for r in results[key])
+    assert results["collapsed_seeds"] == sum(
+        r["verdict"] == "collapsed" for r in results["collapse_runs"]
+    )
+    assert list(results["live_remedies"]) == ["pacgan2"]
+    assert set(results["mode_hops"]) == {"collapse", "cure"}
+    assert all(len(v) == 2 for v in results["mode_hops"].values())
     assert all(0 < kb < 300 for kb in results["gif_kilobytes"].values())
-    assert set(results["steps_per_second_grid"]) == set(VARIANTS)
-    assert set(results["steps_per_second_repository_settings"]) == {"minimax", "wgan_gp"}
     assert results["wall_time_s"] > 0 and results["cpu_time_s"] > 0
-    if (committed_figures_dir() / "toy_full_setting.csv").is_file():  # the committed table is read
-        assert results["full_setting_best"].split(":")[0] in VARIANTS
+
+
+def committed() -> dict:
+    payload = notebook_results(NOTEBOOK)
+    assert payload is not None, "the committed lesson 02 holds no results: run `make refresh`"
+    return payload["results"]
+
+
+def test_committed_lesson_shows_collapse_and_its_cure_at_its_defaults():
+    r = committed()
+    assert (r["dataset"], r["num_steps"], r["num_seeds"]) == ("ring", 3000, 3)
+    assert (r["collapse_n_critic"], r["cure_n_critic"]) == (5, 1)  # one factor differs
+    collapse = [run["verdict"] for run in r["collapse_runs"]]
+    cure = [run["verdict"] for run in r["cure_runs"]]
+    assert collapse.count("collapsed") >= 2, collapse  # sharp samples on few modes ...
+    assert cure.count("covering") >= 2, cure  # ... and all modes with the other setting
+    for run in r["collapse_runs"]:
+        if run["verdict"] == "collapsed":  # the rule behind the label, per seed
+            assert run["near_few_percent"] >= 70 and run["high_quality_percent"] >= 50
+    for run in r["cure_runs"]:
+        if run["verdict"] == "covering":
+            assert run["modes_covered"] == 8 and run["high_quality_percent"] >= 85
+
+
+def test_committed_lesson_states_what_the_committed_sweeps_hold():
+    r = committed()
+    remedies = tc.committed_sweep("toy_remedies")
+    assert min(remedies.result.row(n, "ring")["num_seeds"] for n in r["remedy_beats_plain"]) >= 5
+    for name, wins in r["remedy_beats_plain"].items():
+        assert wins == tc.beats(remedies.result, name, "minimax", "ring"), name
+        speed = tc.relative_speed(remedies.result, name, "minimax", "ring")
+        assert r["remedy_relative_speed"][name] == pytest.approx(speed, abs=0.01)
+    plain = tc.committed_sweep("toy_losses_ring").result
+    papers = tc.committed_sweep("toy_wasserstein_papers").result
+    for name, change in r["wasserstein_papers_vs_shared_adam"].items():
+        expected = tc.clear_difference(
+            papers.row(name, "ring"), plain.row(name, "ring"), "modes_covered"
+        )
+        assert change["modes_covered"] == expected, name
