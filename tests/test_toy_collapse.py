@@ -154,6 +154,15 @@ def test_committed_sweep_reads_runs_and_commands(tmp_path):
     assert sweep.wall_time_s == 12
     assert sweep.commands_markdown() == "* `gan-toy --seeds 0` (12 s, 1 runs)"
     assert sweep.result.runs[0].metrics.modes_covered == 1
+    assert sweep.finished  # no "finished" field: an older, complete command
+    commands = [
+        {"command": "a", "wall_time_s": 5, "runs": 1, "finished": False},
+        {"command": "a", "wall_time_s": 7, "runs": 0, "finished": True},
+    ]
+    (tmp_path / "toy_a_commands.json").write_text(json.dumps(commands))
+    assert committed_sweep("toy_a", tmp_path).finished  # interrupted, then resumed
+    (tmp_path / "toy_a_commands.json").write_text(json.dumps(commands[:1]))
+    assert not committed_sweep("toy_a", tmp_path).finished
 
 
 def test_committed_sweep_errors_name_the_file(tmp_path):

@@ -115,6 +115,12 @@ class CommittedSweep:
             f"* `{c['command']}` ({c['wall_time_s']} s, {c['runs']} runs)" for c in self.commands
         )
 
+    @property
+    def finished(self) -> bool:
+        """True when the last command that added runs ran to its end (an interrupted
+        command resumed by a later one counts as finished)."""
+        return bool(self.commands[-1].get("finished", True)) if self.commands else True
+
     def seeds(self) -> list[int]:
         return sorted({r.seed for r in self.result.runs})
 
