@@ -206,6 +206,7 @@ PACGAN_PROTOCOL = {
 REPOSITORY_FIGURES: dict[str, int | None] = {
     "minimax": 3,
     "non_saturating": 1,
+    "non_saturating_topk": 1,
     "least_squares": 3,
     "hinge": 3,
     "wasserstein": None,

@@ -46,8 +46,13 @@ def snapshot_frames(run: ToyRun, dpi: int = 60, size: float = 3.0) -> list[Image
     frames = []
     for step, samples in run.snapshots:
         fig, ax = plt.subplots(figsize=(size, size))
-        _panel(ax, samples, mixture, f"{run.variant} on {run.dataset}, step {step}")
-        ax.title.set_fontsize(8)
+        critic_steps = (
+            ""
+            if run.settings is None or run.settings.n_critic is None
+            else (f", n_critic {run.settings.n_critic}")
+        )
+        _panel(ax, samples, mixture, f"{run.variant}{critic_steps} on {run.dataset}, step {step}")
+        ax.title.set_fontsize(9)
         fig.tight_layout()
         frames.append(figure_to_image(fig, dpi=dpi))
         plt.close(fig)
@@ -138,8 +143,9 @@ def plot_modes_covered(result: SweepResult, dataset: str, ax=None):
 
 def plot_occupancy(steps: np.ndarray, shares: np.ndarray, ax=None, title: str = ""):
     """Heat map of ``collapse.occupancy``: rows are modes, columns snapshots, the shade
-    the share of samples near the mode (white 0, black 1). A collapsed generator shows a
-    few dark rows; one hopping between modes, dark cells that move from row to row."""
+    the share of samples near the mode (white 0, black at 0.5 or the largest share if
+    higher). A collapsed generator shows a few dark rows; one hopping between modes, dark
+    cells that move from row to row."""
     shares = np.asarray(shares, dtype=float)
     if shares.ndim != 2 or shares.shape[0] != len(steps) or not len(steps):
         raise ValueError(
@@ -149,7 +155,8 @@ def plot_occupancy(steps: np.ndarray, shares: np.ndarray, ax=None, title: str = 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.25 * shares.shape[1] + 1.2))
     image = ax.imshow(
-        shares.T, aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest",
+        shares.T, aspect="auto", cmap="Greys", vmin=0, vmax=max(0.5, float(np.nanmax(shares))),
+        interpolation="nearest",
         extent=(-0.5, len(steps) - 0.5, shares.shape[1] - 0.5, -0.5),
     )  # fmt: skip
     ticks = sorted({round(i * (len(steps) - 1) / 4) for i in range(5)})
