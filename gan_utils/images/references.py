@@ -48,7 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.checks import check_int
-from ..core.compare import plural, span
+from ..core.compare import clear_gap, plural, span
 from ..core.compare import pooled_std_of as pooled_std  # of per-seed values
 from ..core.history import History
 from ..core.latent import generate, sample_latent
@@ -591,11 +591,9 @@ def verdict(
         raise ValueError("method and baseline must be 1-D sequences of per-seed values")
     if len(a) < 2 or len(b) < 2:
         return "too few seeds"
-    pooled = pooled_std(a, b)
-    gap = float(a.mean() - b.mean()) * (1 if higher_is_better else -1)
-    if abs(gap) <= 2 * pooled:
-        return "no difference at this budget"
-    return "better" if gap > 0 else "worse"
+    sign = clear_gap(a.mean(), a.std(ddof=1), len(a), b.mean(), b.std(ddof=1), len(b))
+    sign *= 1 if higher_is_better else -1
+    return {1: "better", -1: "worse", 0: "no difference at this budget"}[sign]
 
 
 # ---- tables ----------------------------------------------------------------------------------

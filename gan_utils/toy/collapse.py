@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.checks import check_choice, check_number
+from ..core.checks import check_number
 from ..core.compare import clear_gap
 from ..core.paths import committed_figures_dir
 from .coverage import (
@@ -36,7 +36,7 @@ from .coverage import (
     mode_spacing,
 )
 from .mixtures import GaussianMixture
-from .runs import SweepResult, ToyRun, read_runs_csv
+from .runs import SweepResult, mean_std_text, read_runs_csv, verdict_counts
 
 
 # ---- one run over training ------------------------------------------------------------------
@@ -257,8 +257,7 @@ def pacgan_comparison_markdown(
 
 
 def _pm(row: dict, key: str, digits: int) -> str:
-    mean, std = row[f"{key}_mean"], row[f"{key}_std"]
-    return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
+    return mean_std_text(row[f"{key}_mean"], row[f"{key}_std"], digits)
 
 
 def clear_difference(row_a: dict, row_b: dict, key: str) -> int:
@@ -270,12 +269,6 @@ def clear_difference(row_a: dict, row_b: dict, key: str) -> int:
         row_a[f"{key}_mean"], row_a[f"{key}_std"], row_a["num_seeds"],
         row_b[f"{key}_mean"], row_b[f"{key}_std"], row_b["num_seeds"],
     )  # fmt: skip
-
-
-def verdict_counts(runs: Sequence[ToyRun], verdict: str) -> int:
-    """How many of ``runs`` got ``verdict`` (``ModeCoverage.verdict``)."""
-    check_choice("verdict", verdict, ("collapsed", "covering", "partial", "blurry"))
-    return sum(r.metrics.verdict() == verdict for r in runs)
 
 
 __all__ = [

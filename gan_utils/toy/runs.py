@@ -296,6 +296,17 @@ SUMMARY_METRICS = (
 VERDICTS = ("collapsed", "covering", "partial", "blurry")
 
 
+def verdict_counts(runs: Sequence[ToyRun], verdict: str) -> int:
+    """How many of ``runs`` got ``verdict`` (``ModeCoverage.verdict``)."""
+    check_choice("verdict", verdict, VERDICTS)
+    return sum(r.metrics.verdict() == verdict for r in runs)
+
+
+def verdicts_text(row: dict) -> str:
+    """The verdict counts of a ``SweepResult.summary`` row: "collapsed 3, blurry 2"."""
+    return ", ".join(f"{v} {row[v]}" for v in VERDICTS if row[v])
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     """Mean, sample std (ddof=1; NaN for one value) and count of the finite values."""
     finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
@@ -334,7 +345,7 @@ class SweepResult:
             row["steps_per_second"] = _mean_std([r.steps_per_second for r in runs])[0]
             row["diverged"] = sum(r.diverged for r in runs)
             for verdict in VERDICTS:
-                row[verdict] = sum(r.metrics.verdict() == verdict for r in runs)
+                row[verdict] = verdict_counts(runs, verdict)
             rows.append(row)
         return rows
 
@@ -368,16 +379,16 @@ class SweepResult:
         ]
         for r in self.summary():
             k = r["num_modes"]
-            kl = _pm(r["kl_to_uniform_mean"], r["kl_to_uniform_std"], 2)
+            kl = mean_std_text(r["kl_to_uniform_mean"], r["kl_to_uniform_std"], 2)
             if r["kl_defined"] < r["num_seeds"]:
                 kl += f" ({r['num_seeds'] - r['kl_defined']} NaN: no HQ sample)"
-            verdicts = ", ".join(f"{v} {r[v]}" for v in VERDICTS if r[v])
+            verdicts = verdicts_text(r)
             lines.append(
                 f"| {r['variant']} | {r['dataset']} | {r['num_seeds']} "
-                f"| {_pm(r['modes_covered_mean'], r['modes_covered_std'], 1)} / {k} "
-                f"| {_pm(r['modes_hit_mean'], r['modes_hit_std'], 1)} / {k} "
-                f"| {_pm(r['high_quality_percent_mean'], r['high_quality_percent_std'], 1)} "
-                f"| {_pm(r['near_few_percent_mean'], r['near_few_percent_std'], 1)} "
+                f"| {mean_std_text(r['modes_covered_mean'], r['modes_covered_std'], 1)} / {k} "
+                f"| {mean_std_text(r['modes_hit_mean'], r['modes_hit_std'], 1)} / {k} "
+                f"| {mean_std_text(r['high_quality_percent_mean'], r['high_quality_percent_std'], 1)} "
+                f"| {mean_std_text(r['near_few_percent_mean'], r['near_few_percent_std'], 1)} "
                 f"| {kl} | {verdicts} | {r['steps_per_second']:.0f} | {r['diverged']} |"
             )
         return "\n".join(lines)
@@ -494,7 +505,9 @@ def _nan_to(value: float, fill: float = -1.0) -> float:
     return fill if value is None or not math.isfinite(value) else value
 
 
-def _pm(mean: float, std: float, digits: int) -> str:
+def mean_std_text(mean: float, std: float, digits: int) -> str:
+    """ "mean ± std" with ``digits`` decimals; the mean alone without a finite std (one
+    seed), "NaN" without a finite mean."""
     if not math.isfinite(mean):
         return "NaN"
     if not math.isfinite(std):
