@@ -153,6 +153,7 @@ def test_committed_sweep_reads_runs_and_commands(tmp_path):
     assert sweep.settings == "3000 steps" and sweep.seeds() == [0]
     assert sweep.wall_time_s == 12
     assert sweep.commands_markdown() == "* `gan-toy --seeds 0` (12 s, 1 runs)"
+    assert sweep.markdown() == sweep.commands_markdown() + "\n\n" + sweep.result.to_markdown()
     assert sweep.result.runs[0].metrics.modes_covered == 1
     assert sweep.finished  # no "finished" field: an older, complete command
     commands = [

@@ -121,6 +121,10 @@ class CommittedSweep:
         command resumed by a later one counts as finished)."""
         return bool(self.commands[-1].get("finished", True)) if self.commands else True
 
+    def markdown(self) -> str:
+        """The commands (``commands_markdown``) above the table (``SweepResult.to_markdown``)."""
+        return self.commands_markdown() + "\n\n" + self.result.to_markdown()
+
     def seeds(self) -> list[int]:
         return sorted({r.seed for r in self.result.runs})
 
