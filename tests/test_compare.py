@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gan_utils.core.compare import clear_gap, plural, pooled_std, pooled_std_of, span
+from gan_utils.core.compare import clear_gap, gap_word, plural, pooled_std, pooled_std_of, span
 
 
 def test_pooled_std_matches_the_deviations_from_each_group_mean():
@@ -50,3 +50,11 @@ def test_plural_and_span():
     assert span([5.0, 7.0], unit="s") == "5-7 s" and span([0.25, 0.5], ".2f") == "0.25-0.50"
     with pytest.raises(ValueError, match="at least one"):
         span([])
+
+
+def test_gap_words_name_the_direction_and_reject_other_codes():
+    assert gap_word(clear_gap(5.1, 1.0, 3, 3.0, 1.0, 3)) == "higher"
+    assert gap_word(clear_gap(3.0, 1.0, 3, 5.1, 1.0, 3)) == "lower"
+    assert gap_word(clear_gap(5.0, 1.0, 3, 3.0, 1.0, 3)) == "no clear difference"
+    with pytest.raises(ValueError, match=r"code must be one of \[-1, 0, 1\].*got 2"):
+        gap_word(2)

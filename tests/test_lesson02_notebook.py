@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from gan_utils.core.compare import gap_word
 from gan_utils.core.paths import PROJECT_ROOT
 from gan_utils.core.report import notebook_results
 from gan_utils.toy import collapse as tc
@@ -81,4 +82,25 @@ def test_committed_lesson_states_what_the_committed_sweeps_hold():
         expected = tc.clear_difference(
             papers.row(name, "ring"), plain.row(name, "ring"), "modes_covered"
         )
-        assert change["modes_covered"] == expected, name
+        assert change["modes_covered"] == gap_word(expected), name
+    latent = {d: tc.committed_sweep(f"toy_latent{d}_ring").result for d in (1, 32)}
+    assert set(r["latent_direction"]) == {"minimax", "least_squares"}
+    for name, word in r["latent_direction"].items():
+        large, small = latent[32].row(name, "ring"), latent[1].row(name, "ring")
+        assert word == gap_word(tc.clear_difference(large, small, "modes_covered")), name
+    repository = tc.committed_sweep("toy_repository").result
+    for name, row in r["repository"].items():
+        ours = repository.row(name, "wide_ring")["modes_covered_mean"]
+        assert row["ours"] == pytest.approx(ours, abs=0.051), name
+        assert row["figure"] == tc.REPOSITORY_FIGURES.get(name, "no figure") or (
+            row["figure"] == "off the ring" and tc.REPOSITORY_FIGURES[name] is None
+        )
+
+
+def test_committed_lesson_explains_dips_with_the_snapshots_own_hq():
+    r = committed()
+    for label, dips in r["fewest_modes_late"].items():
+        assert len(dips) == r["num_seeds"], label
+        for dip in dips:  # the printed dip is a real snapshot of the run's second part
+            assert 0 <= dip["modes"] <= 8 and 0 <= dip["hq_percent"] <= 100
+            assert dip["step"] >= r["num_steps"] // 4

@@ -226,6 +226,27 @@ def test_modes_over_training_plot_has_one_line_per_run_and_a_legend_per_label():
     plt.close("all")
 
 
+def test_run_labels_give_every_run_its_own_marker_and_legend_entry():
+    import matplotlib.pyplot as plt
+
+    from gan_utils.toy.plots import plot_over_training
+
+    steps = np.array([0, 10, 20])
+    curves = {"collapse": [(steps, np.array([1, 2, 3])), (steps, np.array([3, 2, 1]))],
+              "cure": [(steps, np.array([50, 90, 95]))]}  # fmt: skip
+    ax = plot_over_training(curves, "% HQ", 100, run_labels=["seed 0", "seed 1"])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["collapse, seed 0", "collapse, seed 1", "cure, seed 0"]
+    runs = [line for line in ax.lines if len(line.get_xdata()) == 3]
+    assert [line.get_marker() for line in runs] == ["o", "s", "o"]
+    assert ax.get_ylabel() == "% HQ" and ax.get_ylim()[1] > 100
+    with pytest.raises(
+        ValueError, match="run_labels must name every run of a label \\(2\\), got 1"
+    ):
+        plot_over_training(curves, "% HQ", 100, run_labels=["seed 0"])
+    plt.close("all")
+
+
 def test_clear_difference_needs_a_gap_beyond_twice_the_pooled_spread():
     from gan_utils.toy.collapse import clear_difference
 

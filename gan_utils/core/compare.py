@@ -56,6 +56,19 @@ def clear_gap(mean_a: float, std_a: float, n_a: int, mean_b: float, std_b: float
 
 
 # ---- sentences ------------------------------------------------------------------------------
+GAP_WORDS = {1: "higher", 0: "no clear difference", -1: "lower"}  # clear_gap's codes in words
+
+
+def gap_word(code: int) -> str:
+    """``clear_gap``'s +1 / 0 / -1 as "higher" / "no clear difference" / "lower" (the word
+    results files and printouts carry, so a reader need not decode a sign)."""
+    if code not in GAP_WORDS:
+        raise ValueError(
+            f"code must be one of {sorted(GAP_WORDS)} (a clear_gap result), got {code!r}"
+        )
+    return GAP_WORDS[code]
+
+
 def plural(count: float, noun: str, plural_form: str | None = None) -> str:
     """``count`` and ``noun`` in agreement: "1 seed", "2 seeds", "1 class", "0 classes",
     "1.5 classes" (a mean); ``plural_form`` for an irregular noun. Integers get thousands
@@ -77,4 +90,4 @@ def span(values: Sequence[float], spec: str = ".0f", unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
-__all__ = ["clear_gap", "plural", "pooled_std", "pooled_std_of", "span"]
+__all__ = ["GAP_WORDS", "clear_gap", "gap_word", "plural", "pooled_std", "pooled_std_of", "span"]

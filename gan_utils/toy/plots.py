@@ -169,27 +169,53 @@ def plot_occupancy(steps: np.ndarray, shares: np.ndarray, ax=None, title: str = 
     return ax
 
 
-def plot_modes_over_training(
-    curves: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]], num_modes: int, ax=None
+def plot_over_training(
+    curves: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+    ylabel: str,
+    top: float,
+    ax=None,
+    run_labels: Sequence[str] | None = None,
 ):
-    """Modes covered against generator step: one line per run, one shade per label
-    (``curves``: label -> [(steps, modes covered), ...], e.g. from
-    ``collapse.modes_over_training``)."""
+    """A quantity against generator step: one line per run, one shade and line style per
+    label (``curves``: label -> [(steps, values), ...]). With ``run_labels`` (one per run
+    of a label, e.g. its seed) each run gets its own marker and legend entry, so seeds can
+    be told apart; without, the legend names the labels only. A dotted line marks ``top``."""
     if not curves:
         raise ValueError("curves must hold at least one label with runs, got none")
+    longest = max(len(runs) for runs in curves.values())
+    if run_labels is not None and len(run_labels) < longest:
+        raise ValueError(
+            f"run_labels must name every run of a label ({longest}), got {len(run_labels)}"
+        )
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     shades = ("0.1", "0.55", "0.35", "0.75")
     styles = ("-", "--", "-.", ":")
+    markers = ("o", "s", "^", "D", "v", "P", "X", "*")
     for i, (label, runs) in enumerate(curves.items()):
-        for j, (steps, covered) in enumerate(runs):
+        for j, (steps, values) in enumerate(runs):
+            if run_labels is None:
+                name, marker = (label if j == 0 else None), None
+            else:
+                name, marker = f"{label}, {run_labels[j]}", markers[j % len(markers)]
             ax.plot(
-                steps, covered, styles[i % len(styles)], color=shades[i % len(shades)],
-                label=label if j == 0 else None, linewidth=1.4,
+                steps, values, styles[i % len(styles)], color=shades[i % len(shades)],
+                marker=marker, markersize=3.5, label=name, linewidth=1.4,
             )  # fmt: skip
-    ax.axhline(num_modes, color="black", linewidth=0.8, linestyle=":")
-    ax.set_ylim(-0.3, num_modes + 0.5)
+    ax.axhline(top, color="black", linewidth=0.8, linestyle=":")
+    ax.set_ylim(-0.04 * top, top * 1.06)
     ax.set_xlabel("generator step")
-    ax.set_ylabel(f"modes covered (of {num_modes})")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
     return ax
+
+
+def plot_modes_over_training(
+    curves: dict[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+    num_modes: int,
+    ax=None,
+    run_labels: Sequence[str] | None = None,
+):
+    """Modes covered against generator step (``plot_over_training`` with the mode count as
+    the top line; ``curves`` e.g. from ``collapse.modes_over_training``)."""
+    return plot_over_training(curves, f"modes covered (of {num_modes})", num_modes, ax, run_labels)
