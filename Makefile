@@ -18,7 +18,7 @@ export OMP_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (gan course)" >/dev/null
 	@touch $(STAMP)
 

@@ -60,3 +60,23 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def local_cluster():
+    """A real Dask LocalCluster of 2 worker processes, 1 thread each, shared by the cluster
+    tests; its scheduler does not retry a task itself (allowed-failures 0), so the
+    executor's one retry after a worker death is the only one."""
+    distributed = pytest.importorskip(
+        "distributed", reason='the cluster extra: pip install -e ".[cluster]"'
+    )
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        try:
+            yield cluster
+        finally:
+            cluster.close()

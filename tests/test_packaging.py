@@ -23,7 +23,8 @@ def _name(requirement: str) -> str:
 def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     pip_names = {_name(r) for r in project["dependencies"]}
-    pip_names |= {_name(r) for r in project["optional-dependencies"]["dev"]}
+    for extra in ("dev", "cluster"):
+        pip_names |= {_name(r) for r in project["optional-dependencies"][extra]}
 
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
     conda_names = set()
@@ -41,7 +42,8 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
 
 def test_torch_has_lower_bounds_only_and_nothing_is_pinned_exactly():
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["dev"] + extras["cluster"]
     assert not [r for r in requirements if "==" in r or "<" in r]
     assert any(r.startswith("torch>=") for r in requirements)
     assert any(r.startswith("torchvision>=") for r in requirements)

@@ -163,3 +163,63 @@ def test_retrain_replaces_the_runs_of_named_variants_once(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--loss", "minimax", "--retrain", "hinge", "--append", *base])
     assert "not among this command's variants" in capsys.readouterr().err
+
+
+def test_a_failed_run_is_reported_the_rest_written_and_append_trains_only_it(
+    tmp_path, capsys, monkeypatch
+):
+    from gan_utils.toy import runs as toy_runs
+
+    real_train_toy = toy_runs.train_toy
+
+    def fails_for_seed_1(variant, dataset, seed, settings=None):
+        if seed == 1:
+            raise RuntimeError("simulated failure of one run")
+        return real_train_toy(variant, dataset, seed, settings)
+
+    base = ["--loss", "hinge", "--dataset", "ring", "--seeds", "0", "1", "2"]
+    base += ["--out", str(tmp_path), *TINY]
+    monkeypatch.setattr(toy_runs, "train_toy", fails_for_seed_1)
+    assert main(base) == 1
+    captured = capsys.readouterr()
+    assert "hinge ring seed 1 FAILED: RuntimeError: simulated failure of one run" in captured.out
+    assert "1 of 3 runs failed" in captured.err and "--append" in captured.err
+    runs = list(csv.DictReader((tmp_path / "toy_results_runs.csv").open()))
+    assert [r["seed"] for r in runs] == ["0", "2"]
+    commands = json.loads((tmp_path / "toy_results_commands.json").read_text())
+    assert (commands[-1]["runs"], commands[-1]["finished"]) == (2, False)
+    monkeypatch.setattr(toy_runs, "train_toy", real_train_toy)
+    assert main([*base, "--append"]) == 0
+    assert "2 runs already in" in capsys.readouterr().out
+    runs = list(csv.DictReader((tmp_path / "toy_results_runs.csv").open()))
+    assert [r["seed"] for r in runs] == ["0", "1", "2"]
+
+
+TIMING = {"seconds", "steps_per_second"}
+
+
+def _runs_without_timing(path):
+    return [
+        {k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(path.open())
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_a_sweep_on_a_dask_cluster_gives_the_table_of_one_worker(
+    tmp_path, capsys, local_cluster, monkeypatch
+):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the cluster's workers run 1 thread each: the same arithmetic
+    try:
+        base = ["--loss", "hinge", "minimax", "--dataset", "ring", "--seeds", "0", "1", *TINY]
+        assert main([*base, "--out", str(tmp_path / "here"), "--workers", "1"]) == 0
+        cluster = ["--cluster", local_cluster.scheduler_address]
+        assert main([*base, "--out", str(tmp_path / "dask"), *cluster]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    here = _runs_without_timing(tmp_path / "here" / "toy_results_runs.csv")
+    there = _runs_without_timing(tmp_path / "dask" / "toy_results_runs.csv")
+    assert len(here) == 4 and here == there

@@ -20,7 +20,8 @@ module          what it holds                                             lesson
 ``history``     the training history (``history.series("d_loss")``)        all
 ``report``      ``start_lesson`` / ``show_results``: results and run ids   all
 ``plotting``    figures and GIFs stamped with the run id, sample scatters  all
-``workers``     the one worker pool of the sweeps (``run_in_workers``)     02
+``executor``    the one executor of every sweep (``run_jobs``): here, in   02, 04
+                local processes or on a Dask cluster; retries dead workers
 ``lessons``     the lesson runner behind ``make run`` and ``make refresh``
 ==============  ========================================================  =======
 """

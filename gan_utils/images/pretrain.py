@@ -24,7 +24,7 @@ registry are skipped; the others train. The classifier comes first (it scores th
   bit-identical to CPU runs, and the manifest records the device.
 
 Workers (``--workers N``) train runs side by side in N processes of ``--threads`` threads
-each (``gan_utils.core.workers``); the manifest is written by this process only.
+each (``gan_utils.core.executor``); the manifest is written by this process only.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ import torch
 
 from ..core.checkpoints import load_checkpoint, save_checkpoint
 from ..core.checks import check_bool
+from ..core.executor import run_jobs
 from ..core.loop import every
 from ..core.paths import artifacts_dir
 from ..core.report import git_state
 from ..core.runtime import get_device
-from ..core.workers import run_in_workers
 from ..hessian.spectra import spectrum_callback
 from .classifier import classifier_payload, load_or_train_classifier
 from .mnist import load_mnist
@@ -379,7 +379,9 @@ def pretrain(
     if retrain_classifier or todo:
         _record_floors(folder)
     jobs = [(name, str(folder), device, threads) for name in todo]
-    run_in_workers(train_reference, jobs, workers, lambda e: _record(folder, e, log), threads)
+    run_jobs(
+        train_reference, jobs, workers, threads=threads, on_result=lambda e: _record(folder, e, log)
+    )
     return read_manifest(folder)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import matplotlib
 
 from ..core.checks import check_int, check_number
+from ..core.executor import JobFailure
 from ..core.paths import runs_dir
 from ..core.plotting import save_figure, save_gif
 from ..core.runtime import DEVICE_CHOICES
@@ -173,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
     add("--workers", type=_positive_int, default=1,
         help="runs trained side by side in worker processes, one thread each (2 on 2 cores)")  # fmt: skip
+    add("--cluster", metavar="ADDRESS",
+        help="a Dask scheduler (e.g. tcp://host:8786; default $GAN_UTILS_CLUSTER): the runs "
+        "train on its workers and come back here; needs pip install -e '.[cluster]'")  # fmt: skip
     add("--out", type=Path, help="output folder (default: <root>/runs/gan-toy)")
     add("--name", default="toy_results", help="stem of the output files")
     add("--gif", action="store_true", help="write a GIF per variant and dataset (first seed)")
@@ -349,16 +353,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             commands_path.write_text(json.dumps(commands, indent=1))
 
-    def on_run(run: ToyRun) -> None:
+    failures: list[JobFailure] = []
+
+    def on_run(run: ToyRun | JobFailure) -> None:
+        if isinstance(run, JobFailure):  # reported; the other runs go on
+            variant, dataset, seed, _ = run.job
+            print(f"  {variant.name} {dataset} seed {seed} FAILED: {run.error}", flush=True)
+            failures.append(run)
+            return
         report(run)
         new_runs.append(run)
         save_progress()
 
     save_progress()
-    train_many(jobs, args.workers, on_run)
+    train_many(jobs, args.workers, on_run, cluster=args.cluster, keep_going=True)
     wall_time = time.perf_counter() - started
-    save_progress(finished=True)
+    save_progress(finished=not failures)
     all_runs = _ordered(previous + new_runs)
+    if not all_runs:
+        print(f"every run failed; nothing written but {runs_path.name}:", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}\n{failure.details}", file=sys.stderr)
+        return 1
     write_runs_csv(all_runs, runs_path, described)
     result = SweepResult(all_runs)
     table = result.to_markdown()
@@ -405,6 +421,15 @@ def main(argv: list[str] | None = None) -> int:
             save_gif(toy_plots.snapshot_frames(run), path.name, folder=out)
             written.append(path.name)
     print(f"wrote {', '.join(written)} in {out}")
+    if failures:
+        print(
+            f"{len(failures)} of {len(jobs)} runs failed (the table holds the others); "
+            "run the same command with --append to train only the missing runs:",
+            file=sys.stderr,
+        )
+        for failure in failures:
+            print(f"  {failure}\n{failure.details}", file=sys.stderr)
+        return 1
     return 0
 
 

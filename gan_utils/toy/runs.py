@@ -29,6 +29,7 @@ from ..core.checks import (
     check_number,
     check_probability,
 )
+from ..core.executor import cluster_address, run_jobs
 from ..core.history import History
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, DivergenceError, every
@@ -37,7 +38,6 @@ from ..core.remedies import PackedCritic
 from ..core.runtime import DEVICE_CHOICES, get_device, set_seed
 from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, train
 from ..core.variants import Variant, get_variant
-from ..core.workers import run_in_workers
 from .coverage import ModeCoverage, evaluate_coverage
 from .mixtures import GaussianMixture, get_toy_dataset
 
@@ -532,24 +532,34 @@ def train_many(
     jobs: Sequence[tuple[str | Variant, str, int, ToySettings | None]],
     workers: int = 1,
     on_run: Callable[[ToyRun], None] | None = None,
+    *,
+    cluster: str | None = None,
+    keep_going: bool = False,
 ) -> list[ToyRun]:
     """``train_toy`` for each (variant, dataset, seed, settings) job, in order.
 
     Args:
         jobs: the runs to train; each may have its own settings.
         workers: runs trained side by side in separate processes, one torch thread each
-            (``gan_utils.core.workers``; 2 on a 2-core machine); 1 trains them one after
+            (``gan_utils.core.executor``; 2 on a 2-core machine); 1 trains them one after
             the other in this process. A run's numbers do not depend on ``workers``
             beyond float rounding.
         on_run: called after each run, in the order of ``jobs`` (e.g. to print progress).
+        cluster: a Dask scheduler address (or ``$GAN_UTILS_CLUSTER``): the runs train on its
+            workers and come back here.
+        keep_going: a run that fails becomes a ``gan_utils.core.executor.JobFailure`` in
+            the list (and in ``on_run``) and the others still train; False raises.
     """
     check_int("workers", workers, minimum=1)
     jobs = [(get_variant(v), d, check_int("seed", s, minimum=0), st) for v, d, s, st in jobs]
     for _, dataset, _, settings in jobs:
         get_toy_dataset(dataset)  # fail before training on a bad name
         (settings or ToySettings()).validate()
-    function = train_toy if workers == 1 or len(jobs) <= 1 else _train_toy_in_worker
-    return run_in_workers(function, jobs, workers, on_run)
+    here = cluster_address(cluster) is None and (workers == 1 or len(jobs) <= 1)
+    function = train_toy if here else _train_toy_in_worker
+    return run_jobs(
+        function, jobs, workers, cluster=cluster, on_result=on_run, keep_going=keep_going
+    )
 
 
 def sweep(
