@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import time
 from dataclasses import replace
 
 import pytest
@@ -123,9 +122,7 @@ def test_table_and_number_format():
 
 def test_quick_bench_writes_the_results_file(tmp_path):
     out = tmp_path / "results.json"
-    t0 = time.perf_counter()
     main(["--quick", "--out", str(out)])
-    assert time.perf_counter() - t0 < 30, "the --quick bench should take seconds"
     payload = json.loads(out.read_text())
     assert set(payload) >= {"rows", "machine", "seconds_total", "section_seconds", "details"}
     assert set(payload["section_seconds"]) == set(SECTIONS)
@@ -150,3 +147,29 @@ def test_quick_bench_writes_the_results_file(tmp_path):
     assert speed["met"] == (speed["ratio"] >= 0.9)
     hvps = next(r for (s, n), r in rows.items() if s == "hessian" and "Hessian-vector" in n)
     assert hvps["ours"] >= 5 and hvps["reference"] >= 5
+
+
+@pytest.mark.slow
+def test_quick_threads_benchmark_measures_both_ways_and_writes_its_file(monkeypatch, tmp_path):
+    from benchmarks import threads
+
+    monkeypatch.setenv("GAN_UTILS_ROOT", str(tmp_path))
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    before = torch.get_num_threads()
+    try:
+        results = threads.main(["--quick"])
+    finally:
+        torch.set_num_threads(before)
+    assert set(results["dcgan_seconds_per_step"]) == {"1", "2"}
+    assert set(results["toy_steps_per_second"]) == {"1", "2"}
+    assert set(results["toy_sweep_wall_seconds"]) == {
+        "2 workers x 1 thread",
+        "1 worker x 2 threads",
+    }
+    values = [
+        *results["dcgan_seconds_per_step"].values(),
+        *results["toy_steps_per_second"].values(),
+    ]
+    assert all(math.isfinite(v) and v > 0 for v in values)
+    written = json.loads((tmp_path / "runs" / "bench" / "threads.json").read_text())
+    assert written["cores"] == 2 and written["quick"] is True

@@ -57,7 +57,7 @@ def test_results_and_callbacks_keep_the_order_of_the_jobs():
 def test_counts_and_the_cluster_address_are_checked(monkeypatch):
     with pytest.raises(ValueError, match="workers"):
         run_jobs(math.hypot, [(1, 1)], 0)
-    with pytest.raises(TypeError, match="threads"):
+    with pytest.raises(TypeError, match="threads must be 'auto' or an integer"):
         run_jobs(math.hypot, [(1, 1)], 1, threads=1.5)
     with pytest.raises(ValueError, match="retries"):
         run_jobs(math.hypot, [(1, 1)], 1, retries=-1)
@@ -171,3 +171,19 @@ def test_a_cluster_without_dask_installed_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
     with pytest.raises(ImportError, match=r'needs Dask.*pip install -e "\.\[cluster\]"'):
         run_jobs(math.hypot, [(1, 1)], cluster="tcp://127.0.0.1:8786")
+
+
+def _thread_count(_: int) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@pytest.mark.slow
+def test_auto_threads_give_each_local_worker_its_share_of_the_cores(monkeypatch):
+    from gan_utils.core import runtime
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    share = max(1, runtime.usable_cores() // 2)
+    assert run_jobs(_thread_count, [(0,), (1,)], 2) == [share, share]
+    assert run_jobs(_thread_count, [(0,), (1,)], 2, threads=3) == [3, 3]  # pinned

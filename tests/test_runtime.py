@@ -66,3 +66,46 @@ def test_a_device_that_is_not_a_name_is_a_type_error():
 def test_cpu_and_device_objects():
     assert get_device("cpu") == torch.device("cpu")
     assert get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_auto_threads_share_the_usable_cores_unless_the_environment_pins_them(monkeypatch):
+    from gan_utils.core import runtime
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 8)
+    assert runtime.resolve_threads("auto") == 8
+    assert runtime.resolve_threads("auto", workers=3) == 2  # 8 // 3
+    assert runtime.resolve_threads("AUTO", workers=16) == 1  # never 0
+    assert runtime.resolve_threads(3, workers=4) == 3  # an explicit count wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert runtime.resolve_threads("auto", workers=1) == 1  # so does the environment's
+    monkeypatch.setenv("OMP_NUM_THREADS", "two")
+    with pytest.raises(
+        ValueError, match="OMP_NUM_THREADS must be an integer >= 1 when set, got 'two'"
+    ):
+        runtime.resolve_threads("auto")
+
+
+@pytest.mark.parametrize(
+    ("threads", "error"),
+    [("many", ValueError), (0, ValueError), (1.5, TypeError), (True, TypeError)],
+)
+def test_bad_threads_name_the_parameter_and_what_is_allowed(threads, error):
+    from gan_utils.core.runtime import resolve_threads
+
+    with pytest.raises(error, match=r"threads must be 'auto' or an integer >= 1, got"):
+        resolve_threads(threads)
+    with pytest.raises(ValueError, match="workers"):
+        resolve_threads("auto", workers=0)
+
+
+def test_usable_cores_is_the_affinity_mask(monkeypatch):
+    import os
+
+    from gan_utils.core.runtime import usable_cores
+
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert usable_cores() == 1

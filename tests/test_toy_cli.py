@@ -101,6 +101,8 @@ def test_all_selects_the_ten_variants_and_flags_set_the_settings():
         (["--clip_weights", "-0.1"], ["--clip_weights", ">= 0"]),
         (["--depth", "-1"], ["--depth", "integer >= 0"]),
         (["--preset", "huge"], ["--preset", "lesson", "repository"]),
+        (["--threads", "0"], ["--threads", "must be an integer >= 1, got 0"]),
+        (["--threads", "many"], ["--threads", "'many'"]),
     ],
 )
 def test_bad_flags_exit_with_the_choices(argv, needles, capsys, tmp_path):
@@ -209,17 +211,13 @@ def _runs_without_timing(path):
 def test_a_sweep_on_a_dask_cluster_gives_the_table_of_one_worker(
     tmp_path, capsys, local_cluster, monkeypatch
 ):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the cluster's workers run 1 thread each: the same arithmetic
-    try:
-        base = ["--loss", "hinge", "minimax", "--dataset", "ring", "--seeds", "0", "1", *TINY]
-        assert main([*base, "--out", str(tmp_path / "here"), "--workers", "1"]) == 0
-        cluster = ["--cluster", local_cluster.scheduler_address]
-        assert main([*base, "--out", str(tmp_path / "dask"), *cluster]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    base = ["--loss", "hinge", "minimax", "--dataset", "ring", "--seeds", "0", "1", *TINY]
+    base += ["--threads", "1"]  # the cluster's workers run 1 thread each: the same arithmetic
+    assert main([*base, "--out", str(tmp_path / "here"), "--workers", "1"]) == 0
+    assert (
+        main([*base, "--out", str(tmp_path / "dask"), "--cluster", local_cluster.scheduler_address])
+        == 0
+    )
     here = _runs_without_timing(tmp_path / "here" / "toy_results_runs.csv")
     there = _runs_without_timing(tmp_path / "dask" / "toy_results_runs.csv")
     assert len(here) == 4 and here == there

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from .checks import check_int
+from .runtime import resolve_threads
 
 CLUSTER_ENV = "GAN_UTILS_CLUSTER"  # a Dask scheduler address used when no cluster is given
 CONNECT_TIMEOUT_S = 5  # seconds to reach a scheduler before giving up
@@ -83,9 +84,10 @@ def cluster_address(cluster: str | None = None) -> str | None:
     return cluster
 
 
-def call_with_threads(function: Callable[..., Any], threads: int, job: Sequence[Any]) -> Any:
-    """``function(*job)`` with ``threads`` torch threads (what a worker runs)."""
-    torch.set_num_threads(threads)
+def call_with_threads(function: Callable[..., Any], threads: int | str, job: Sequence[Any]) -> Any:
+    """``function(*job)`` with ``resolve_threads(threads)`` torch threads (what a Dask
+    worker runs; Dask's worker processes set ``OMP_NUM_THREADS=1`` unless configured)."""
+    torch.set_num_threads(resolve_threads(threads))
     return function(*job)
 
 
@@ -113,7 +115,7 @@ def run_jobs(
     workers: int = 1,
     *,
     cluster: str | None = None,
-    threads: int = 1,
+    threads: int | str = "auto",
     on_result: Callable[[Any], None] | None = None,
     keep_going: bool = False,
     retries: int = 1,
@@ -125,7 +127,9 @@ def run_jobs(
         jobs: argument tuples, one per call.
         workers: local worker processes (>= 1); 1 runs the calls here. Ignored with a cluster.
         cluster: a Dask scheduler address; None: ``$GAN_UTILS_CLUSTER``, else this machine.
-        threads: torch threads per worker (the calling process keeps its own).
+        threads: torch threads per worker process: a count, or "auto" (``$OMP_NUM_THREADS``
+            if set, else the usable cores // workers; ``runtime.resolve_threads``). Calls
+            run here keep the caller's threads.
         on_result: called with each result (or ``JobFailure``) in the order of ``jobs``, as
             soon as it and every earlier one are in (e.g. to write a finished run at once).
         keep_going: an exception in a job becomes a ``JobFailure`` and the rest still run;
@@ -137,7 +141,7 @@ def run_jobs(
         The results in the order of ``jobs`` (``JobFailure`` for the failed ones).
     """
     check_int("workers", workers, minimum=1)
-    check_int("threads", threads, minimum=1)
+    resolve_threads(threads, workers)  # a bad value fails here, wherever the calls run
     check_int("retries", retries, minimum=0)
     jobs = [tuple(job) for job in jobs]
     results = _Results(len(jobs), on_result)
@@ -147,9 +151,9 @@ def run_jobs(
     elif workers == 1 or len(jobs) <= 1:
         _run_here(function, jobs, results, keep_going)
     else:
-        _run_in_processes(
-            function, jobs, min(workers, len(jobs)), threads, results, keep_going, retries
-        )
+        count = min(workers, len(jobs))
+        per_worker = resolve_threads(threads, count)
+        _run_in_processes(function, jobs, count, per_worker, results, keep_going, retries)
     return results.in_order()
 
 

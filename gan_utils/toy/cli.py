@@ -41,7 +41,7 @@ from ..core.checks import check_int, check_number
 from ..core.executor import JobFailure
 from ..core.paths import runs_dir
 from ..core.plotting import save_figure, save_gif
-from ..core.runtime import DEVICE_CHOICES
+from ..core.runtime import DEVICE_CHOICES, resolve_threads, use_threads
 from ..core.train import OPTIMIZERS
 from ..core.variants import ALIASES, REMEDIES, VARIANTS, customise, get_variant
 from .mixtures import TOY_DATASETS
@@ -80,6 +80,12 @@ def _argument(text: str, convert, check, **bounds):
 
 def _positive_int(text: str) -> int:
     return _argument(text, int, check_int, minimum=1)
+
+
+def _threads(text: str) -> int | str:
+    value = text if text.strip().lower() == "auto" else _argument(text, int, check_int, minimum=1)
+    resolve_threads(value)  # "threads must be 'auto' or an integer >= 1" otherwise
+    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -171,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="epochs between sample snapshots (GIF frames)")  # fmt: skip
     add("--eval_samples", type=_positive_int, default=2500, help="samples for the metrics")
     add("--device", choices=list(DEVICE_CHOICES), default="auto", help="device")
-    add("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    add("--threads", type=_threads, default="auto",
+        help="torch CPU threads per run: a count, or auto (default: $OMP_NUM_THREADS if set, "
+        "else the usable cores // workers)")  # fmt: skip
     add("--workers", type=_positive_int, default=1,
         help="runs trained side by side in worker processes, one thread each (2 on 2 cores)")  # fmt: skip
     add("--cluster", metavar="ADDRESS",
@@ -282,10 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.validate()
     except (TypeError, ValueError) as error:
         parser.error(str(error))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    threads = use_threads(args.threads, args.workers)  # here, and per worker process
     matplotlib.use("Agg")
     from . import plots as toy_plots  # after choosing the backend
 
@@ -366,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         save_progress()
 
     save_progress()
-    train_many(jobs, args.workers, on_run, cluster=args.cluster, keep_going=True)
+    train_many(jobs, args.workers, on_run, cluster=args.cluster, keep_going=True, threads=threads)
     wall_time = time.perf_counter() - started
     save_progress(finished=not failures)
     all_runs = _ordered(previous + new_runs)

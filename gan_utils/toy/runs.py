@@ -535,12 +535,13 @@ def train_many(
     *,
     cluster: str | None = None,
     keep_going: bool = False,
+    threads: int | str = "auto",
 ) -> list[ToyRun]:
     """``train_toy`` for each (variant, dataset, seed, settings) job, in order.
 
     Args:
         jobs: the runs to train; each may have its own settings.
-        workers: runs trained side by side in separate processes, one torch thread each
+        workers: runs trained side by side in separate processes (``threads`` each)
             (``gan_utils.core.executor``; 2 on a 2-core machine); 1 trains them one after
             the other in this process. A run's numbers do not depend on ``workers``
             beyond float rounding.
@@ -549,6 +550,9 @@ def train_many(
             workers and come back here.
         keep_going: a run that fails becomes a ``gan_utils.core.executor.JobFailure`` in
             the list (and in ``on_run``) and the others still train; False raises.
+        threads: torch threads of each worker process, a count or "auto" (the usable cores
+            // workers, or ``$OMP_NUM_THREADS``; ``core.runtime.resolve_threads``); runs
+            trained here keep this process's threads.
     """
     check_int("workers", workers, minimum=1)
     jobs = [(get_variant(v), d, check_int("seed", s, minimum=0), st) for v, d, s, st in jobs]
@@ -558,8 +562,9 @@ def train_many(
     here = cluster_address(cluster) is None and (workers == 1 or len(jobs) <= 1)
     function = train_toy if here else _train_toy_in_worker
     return run_jobs(
-        function, jobs, workers, cluster=cluster, on_result=on_run, keep_going=keep_going
-    )
+        function, jobs, workers, cluster=cluster, threads=threads, on_result=on_run,
+        keep_going=keep_going,
+    )  # fmt: skip
 
 
 def sweep(
