@@ -1,0 +1,724 @@
+"""Run one lesson over a grid of parameter sets with papermill; one table row per run.
+
+Usage::
+
+    python -m gan_utils.core.lesson_sweep notebooks/01_gan_basics.ipynb \\
+        -p seed 0 1 -p num_steps 50 100 [--grid grid.yaml] [--workers N] \\
+        [--cluster ADDRESS] [--threads T] [--out DIR] [--name NAME]
+
+``-p NAME V1 V2 ...`` (repeatable) is one axis of the grid; each value is read as a YAML
+scalar (``1`` an int, ``1e-3`` and ``0.5`` floats, ``true`` a bool, ``[a, b]`` a list,
+anything else a string). ``--grid FILE`` is a YAML file, either a mapping
+``name: [values ...]`` (more axes; a value that is itself a list is one list-valued
+setting) or a list of parameter dicts (one run each). The runs are the Cartesian product
+of the grid file and the ``-p`` axes, in the order given, the last axis fastest. Every
+name is checked against the lesson's parameters (its cell tagged ``parameters``) before
+anything runs.
+
+Every run executes in its own temporary output root (``GAN_UTILS_ROOT``), so parallel runs
+of one lesson never share artifacts, with ``OMP_NUM_THREADS`` = ``--threads``; the runs go
+through ``gan_utils.core.executor.run_jobs``: one after the other here (``--workers 1``),
+in N local worker processes, or on a Dask cluster (``--cluster``). A run returns its
+executed notebook and results to this process, which writes every file, so workers need
+no shared file system:
+
+* ``<out>/<name>/<parameters>.ipynb``: each executed notebook (also the failed ones, which
+  show the error in place), e.g. ``seed=0,num_steps=50.ipynb``;
+* ``<out>/<name>.csv`` and ``<out>/<name>.md``: one row per run in the grid's order: the
+  parameters, ``status`` (ok / failed), ``wall_time_s``, ``notebook``, ``cell`` and
+  ``error`` of a failure, then the lesson's scalar results.
+
+Defaults: ``--out <root>/runs/sweeps``, ``--name <notebook stem>_sweep``. The command
+prints every failure (cell and error) and exits with 1 when a run failed, 2 on a usage
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .checks import check_int
+from .executor import ClusterUnavailable, JobFailure, cluster_address, run_jobs
+from .runtime import resolve_threads
+
+KERNEL = "python3"  # the kernel the project's own runner uses (gan_utils.core.lessons)
+ROOT_ENV = "GAN_UTILS_ROOT"
+DATA_ENV = "GAN_UTILS_DATA"
+THREADS_ENV = "OMP_NUM_THREADS"
+FIXED_COLUMNS = ("status", "wall_time_s", "notebook", "cell", "error")
+RESULT_PREFIX = "result_"  # for a result named like a parameter or a fixed column
+SCALARS = (bool, int, float, str, type(None))
+MAX_STEM = 150  # characters of a run's file name before it is shortened with a hash
+
+__all__ = [
+    "FIXED_COLUMNS",
+    "check_grid",
+    "check_notebook",
+    "check_parameters",
+    "expand_grid",
+    "main",
+    "parse_value",
+    "parse_values",
+    "read_grid",
+    "run_file_stem",
+    "run_lesson",
+    "sweep_lesson",
+    "table_rows",
+]
+
+
+# ---- values and grids ------------------------------------------------------------------------
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats without a dot (``1e-3``, ``5E+2``)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_value(text: str) -> Any:
+    """One command-line value: an int, else a float, else YAML (bool, null, list, ...), else
+    the text itself (``"1"`` -> 1, ``"1e-3"`` -> 0.001, ``"true"`` -> True, ``"[a, b]"`` ->
+    ``["a", "b"]``, ``"cpu"`` -> ``"cpu"``)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a parameter value must be a string, got {text!r} ({type(text).__name__})")
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+
+
+def parse_values(texts: Iterable[str]) -> list[Any]:
+    """``parse_value`` of every text, in order."""
+    return [parse_value(text) for text in texts]
+
+
+def _check_name(name: Any, where: str) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{where}: a parameter name must be a Python identifier, got {name!r}")
+    return name
+
+
+def read_grid(path: str | Path) -> tuple[dict[str, list[Any]], list[dict[str, Any]] | None]:
+    """A YAML grid file as ``(axes, runs)``.
+
+    A mapping ``name: [values ...]`` gives axes (a scalar is one value; a list inside the
+    list is one list-valued setting) and ``runs`` None; a list of parameter dicts gives no
+    axes and one run per dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--grid must be a YAML file, got {str(path)!r}, which does not exist")
+    try:
+        data = yaml.load(path.read_text(), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from exc
+    if isinstance(data, dict):
+        axes = {}
+        for name, values in data.items():
+            _check_name(name, str(path))
+            axes[name] = list(values) if isinstance(values, list) else [values]
+        return axes, None
+    if isinstance(data, list):
+        for index, run in enumerate(data):
+            if not isinstance(run, dict):
+                raise ValueError(
+                    f"{path}: every item of a list grid must be a mapping of parameters "
+                    f"(one run), got item {index}: {run!r}"
+                )
+            for name in run:
+                _check_name(name, f"{path}, run {index}")
+        return {}, [dict(run) for run in data]
+    raise ValueError(
+        f"{path}: a grid must be a mapping 'name: [values]' or a list of parameter mappings, "
+        f"got {type(data).__name__} {data!r}"
+    )
+
+
+def expand_grid(
+    axes: dict[str, Sequence[Any]], runs: Sequence[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Every run of the grid: each of ``runs`` (or one run without parameters) combined with
+    the Cartesian product of ``axes``, axes in their order, the last one fastest.
+
+    Raises ValueError for an empty grid, an axis without values, or a name given twice.
+    """
+    for name, values in axes.items():
+        _check_name(name, "the grid")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise TypeError(f"the values of {name!r} must be a list, got {values!r}")
+        if len(values) == 0:
+            raise ValueError(f"parameter {name!r} has no values: give at least one")
+    if runs is not None:
+        runs = list(runs)
+        for index, run in enumerate(runs):
+            if not isinstance(run, dict):
+                raise TypeError(f"run {index} of the grid must be a dict, got {run!r}")
+            twice = sorted(set(run) & set(axes))
+            if twice:
+                raise ValueError(f"parameter(s) {twice} are set both by run {index} and as an axis")
+    if not axes and not runs:
+        raise ValueError("the grid is empty: give parameters with -p NAME VALUE ... or --grid FILE")
+    bases = runs if runs is not None else [{}]
+    combos = list(itertools.product(*axes.values()))
+    return [{**base, **dict(zip(axes, combo, strict=True))} for base in bases for combo in combos]
+
+
+def _check_setting(name: str, value: Any) -> None:
+    """A value papermill can write into the notebook: None, bool, int, float, str, or lists
+    and dicts of those."""
+    if isinstance(value, SCALARS):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_setting(name, item)
+        return
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        for item in value.values():
+            _check_setting(name, item)
+        return
+    raise TypeError(
+        f"parameter {name!r} must be None, a bool, int, float, string, or a list or "
+        f"mapping of those, got {value!r} ({type(value).__name__})"
+    )
+
+
+def check_grid(grid: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The runs as a list of dicts of plain values; ValueError/TypeError otherwise."""
+    if isinstance(grid, dict) or not isinstance(grid, Sequence) or len(grid) == 0:
+        raise ValueError(f"the grid must be a non-empty list of parameter dicts, got {grid!r}")
+    runs = []
+    for index, run in enumerate(grid):
+        if not isinstance(run, dict):
+            raise TypeError(f"run {index} of the grid must be a dict, got {run!r}")
+        for name, value in run.items():
+            _check_name(name, f"run {index}")
+            _check_setting(name, value)
+        runs.append(dict(run))
+    return runs
+
+
+# ---- the lesson ------------------------------------------------------------------------------
+def check_notebook(notebook: str | Path) -> Path:
+    """``notebook`` as an existing ``.ipynb`` path; ValueError otherwise."""
+    path = Path(notebook)
+    if path.suffix != ".ipynb":
+        raise ValueError(f"notebook must be a .ipynb file, got {str(notebook)!r}")
+    if not path.is_file():
+        raise ValueError(f"notebook {str(notebook)!r} does not exist")
+    return path
+
+
+def check_parameters(notebook: str | Path, names: Iterable[str]) -> dict[str, Any]:
+    """The lesson's parameters (``papermill.inspect_notebook``), after checking that every
+    one of ``names`` is among them; ValueError naming the unknown ones otherwise."""
+    import papermill as pm
+
+    path = check_notebook(notebook)
+    known = pm.inspect_notebook(str(path))
+    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    if unknown:
+        allowed = ", ".join(known) if known else "none (it has no cell tagged 'parameters')"
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for {path.name}; "
+            f"its parameters are: {allowed}"
+        )
+    return known
+
+
+# ---- one run (in a worker) -------------------------------------------------------------------
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (a kernel started meanwhile inherits
+    them), then restore the previous values."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _failure(exc: Exception) -> tuple[int | None, str]:
+    """The cell index and ``"ename: evalue"`` of a failed execution."""
+    if getattr(exc, "ename", None):  # papermill.exceptions.PapermillExecutionError
+        return exc.cell_index, f"{exc.ename}: {exc.evalue}"
+    lines = str(exc).strip().splitlines()
+    return None, f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _failed_cell(notebook_text: str, default: int | None) -> int | None:
+    """The index of the failed cell in the executed notebook as written (papermill adds red
+    markdown banners above it, so its own ``cell_index`` counts differently)."""
+    try:
+        cells = json.loads(notebook_text).get("cells", [])
+    except ValueError:
+        return default
+    for index, cell in enumerate(cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("exception"):
+            return index
+    return default
+
+
+def run_lesson(
+    notebook_text: str,
+    notebook_name: str,
+    notebook_dir: str,
+    parameters: dict[str, Any],
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Execute one lesson at ``parameters``; the job function of a sweep (runs in a worker).
+
+    The notebook travels as its JSON text and is executed into a temporary folder, with a
+    fresh temporary ``GAN_UTILS_ROOT`` (the lesson's runs/, artifacts/ and figures/; data
+    stay where they were, through ``GAN_UTILS_DATA``) and ``OMP_NUM_THREADS=threads``; the
+    kernel's working directory is ``notebook_dir`` when this machine has it, else the
+    temporary folder. Nothing of the run outlives the call: it returns ``parameters``,
+    ``status`` ("ok" or "failed"), ``cell`` (the index of the failed cell in the executed
+    notebook, from 0, markdown cells included) and ``error`` ("ename: evalue"; both None
+    when ok), ``wall_time_s``, ``notebook_json`` (the executed notebook's text; None if
+    papermill wrote none), ``results`` (the results dict the notebook displayed, or None)
+    and ``run_id``.
+    """
+    import papermill as pm
+
+    from .paths import data_dir
+    from .report import notebook_results
+
+    with tempfile.TemporaryDirectory(prefix="gan_sweep_") as folder:
+        folder = Path(folder)
+        source, executed = folder / notebook_name, folder / f"executed_{notebook_name}"
+        source.write_text(notebook_text)
+        (folder / "root").mkdir()
+        cwd = notebook_dir if Path(notebook_dir).is_dir() else str(folder)
+        env = {ROOT_ENV: str(folder / "root"), THREADS_ENV: str(threads)}
+        if not os.environ.get(DATA_ENV):
+            env[DATA_ENV] = str(data_dir())  # a shared dataset cache, not a fresh download
+        status, cell, error = "ok", None, None
+        started = time.perf_counter()
+        with _environment(env):
+            try:
+                pm.execute_notebook(
+                    str(source),
+                    str(executed),
+                    parameters=parameters,
+                    cwd=cwd,
+                    kernel_name=KERNEL,
+                    progress_bar=False,
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed run is a row, not a crash
+                status = "failed"
+                cell, error = _failure(exc)
+        wall = time.perf_counter() - started
+        text = executed.read_text() if executed.is_file() else None
+        payload = notebook_results(executed) if text is not None else None
+        if status == "failed" and text is not None:
+            cell = _failed_cell(text, cell)
+        return {
+            "parameters": dict(parameters),
+            "status": status,
+            "cell": cell,
+            "error": error,
+            "wall_time_s": round(wall, 1),
+            "notebook_json": text,
+            "results": payload.get("results") if payload else None,
+            "run_id": payload.get("run_id") if payload else None,
+        }
+
+
+# ---- writing ---------------------------------------------------------------------------------
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_value_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={_value_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def run_file_stem(parameters: dict[str, Any]) -> str:
+    """A file name (without suffix) from a run's parameters, e.g. ``seed=0,num_steps=50``:
+    characters other than letters, digits and ``._=,+-[]{}`` become ``_``; a very long
+    name is cut and ends with a hash of the full one; no parameters: ``defaults``."""
+    text = ",".join(f"{name}={_value_text(value)}" for name, value in parameters.items())
+    text = re.sub(r"[^A-Za-z0-9._=,+\-\[\]{}]", "_", text) or "defaults"
+    if len(text) > MAX_STEM:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+        text = f"{text[: MAX_STEM - 11]}-{digest}"
+    return text
+
+
+def _file_names(grid: list[dict[str, Any]]) -> list[str]:
+    """One notebook file name per run; a name two runs would share gets ``-<run number>``."""
+    stems = [run_file_stem(run) for run in grid]
+    taken = {stem for stem in stems if stems.count(stem) > 1}
+    return [
+        f"{stem}-{index}.ipynb" if stem in taken else f"{stem}.ipynb"
+        for index, stem in enumerate(stems)
+    ]
+
+
+def _executed_notebook(text: str, source: Path, target: Path) -> str:
+    """The executed notebook with papermill's paths pointing at the lesson and the file
+    written, not at the worker's temporary folder."""
+    notebook = json.loads(text)
+    meta = notebook.get("metadata", {}).get("papermill")
+    if isinstance(meta, dict):
+        meta["input_path"], meta["output_path"] = str(source), str(target)
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+
+
+def _outcome(result: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A job's result, or a ``JobFailure`` (its worker died) as a failed result."""
+    if isinstance(result, JobFailure):
+        return {
+            "parameters": dict(parameters),
+            "status": "failed",
+            "cell": None,
+            "error": result.error,
+            "wall_time_s": None,
+            "notebook_json": None,
+            "results": None,
+            "run_id": None,
+        }
+    return result
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, SCALARS)
+
+
+def table_rows(
+    outcomes: Sequence[dict[str, Any]], notebooks: Sequence[str | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The table's rows and the result names left out (lists, dicts).
+
+    Columns: every parameter (first seen first; empty where a run keeps the lesson's
+    default), then ``FIXED_COLUMNS``, then every scalar result; a result named like a
+    column before it is prefixed ``result_`` (lesson 01's ``num_steps`` and its own
+    ``wall_time_s``).
+    """
+    parameters = list(dict.fromkeys(name for o in outcomes for name in o["parameters"]))
+    taken = set(parameters) | set(FIXED_COLUMNS)
+    results, left_out = [], []
+    for outcome in outcomes:
+        for key, value in (outcome["results"] or {}).items():
+            target = results if _is_scalar(value) else left_out
+            if key not in results and key not in left_out:
+                target.append(key)
+    left_out = [key for key in left_out if key not in results]
+    rows = []
+    for outcome, notebook in zip(outcomes, notebooks, strict=True):
+        row = {name: outcome["parameters"].get(name) for name in parameters}
+        row.update(
+            status=outcome["status"],
+            wall_time_s=outcome["wall_time_s"],
+            notebook=notebook,
+            cell=outcome["cell"],
+            error=outcome["error"],
+        )
+        found = outcome["results"] or {}
+        for key in results:
+            value = found.get(key)
+            row[RESULT_PREFIX + key if key in taken else key] = value if _is_scalar(value) else None
+        rows.append(row)
+    return rows, left_out
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(rows[0])
+    for row in rows:
+        writer.writerow(_cell_text(value) for value in row.values())
+    return buffer.getvalue()
+
+
+def _md_cell(value: Any) -> str:
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return _cell_text(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_text(
+    rows: list[dict[str, Any]],
+    left_out: list[str],
+    notebook: Path,
+    command: str,
+    wall_time_s: float,
+    total: int,
+) -> str:
+    failed = sum(row["status"] != "ok" for row in rows)
+    done = f"{len(rows)} runs" if len(rows) == total else f"{len(rows)} of {total} runs so far"
+    lines = [
+        f"# Sweep of {notebook.name}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Total wall time: {wall_time_s:.1f} s ({done}, {failed} failed).",
+        "",
+        "One row per run, in the grid's order: the parameters (empty: the lesson's default), "
+        "the status, the run's wall time in seconds (kernel start included), its executed "
+        "notebook, the cell and error of a failure, then the lesson's scalar results (a "
+        f"result named like a column before it is prefixed `{RESULT_PREFIX}`). Nested "
+        "results (lists, dicts) are left out of this table; they are in each executed "
+        "notebook" + (f": {', '.join(f'`{key}`' for key in left_out)}." if left_out else "."),
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + " --- |" * len(rows[0]),
+    ]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row.values()) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+# ---- a sweep ---------------------------------------------------------------------------------
+def _default_out() -> Path:
+    from .paths import runs_dir
+
+    return runs_dir() / "sweeps"
+
+
+def _check_name_of_sweep(name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._=,+-]*", name):
+        raise ValueError(
+            f"name must be a plain file name (letters, digits and ._=,+-, no folders), got {name!r}"
+        )
+    return name
+
+
+def sweep_lesson(
+    notebook: str | Path,
+    grid: Sequence[dict[str, Any]],
+    *,
+    workers: int = 1,
+    cluster: str | None = None,
+    threads: int | str = "auto",
+    out: str | Path | None = None,
+    name: str | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    command: str | None = None,
+) -> list[dict[str, Any]]:
+    """Execute ``notebook`` once per parameter dict of ``grid``; returns the table's rows.
+
+    Everything is checked before a run starts (the notebook, the grid, every name against
+    the lesson's parameters). The runs go through ``run_jobs(run_lesson, ...)`` (``workers``
+    local processes, or the Dask scheduler ``cluster``; ``threads`` per run, a count or
+    "auto" = ``$OMP_NUM_THREADS`` if set, else the usable cores // workers, also as the
+    kernel's ``OMP_NUM_THREADS``); a failed run is a row with status "failed" and the
+    others finish. As each run comes in (in the grid's order) its executed notebook is
+    written to ``<out>/<name>/`` and ``<out>/<name>.csv`` and ``.md`` are rewritten
+    (atomically); ``on_row`` then gets the run's row. ``command`` heads the md file.
+    """
+    path = check_notebook(notebook).resolve()
+    runs = check_grid(grid)
+    check_parameters(path, (key for run in runs for key in run))
+    check_int("workers", workers, minimum=1)
+    threads = resolve_threads(threads, 1 if cluster_address(cluster) else workers)
+    name = _check_name_of_sweep(name if name is not None else f"{path.stem}_sweep")
+    out = Path(out) if out is not None else _default_out()
+    folder = out / name
+    files = _file_names(runs)
+    command = command or f"sweep_lesson({str(notebook)!r}, <{len(runs)} runs>)"
+    text = path.read_text()
+    jobs = [(text, path.name, str(path.parent), run, threads) for run in runs]
+    outcomes: list[dict[str, Any]] = []
+    notebooks: list[str | None] = []
+    started = time.perf_counter()
+
+    def collect(result: Any) -> None:
+        index = len(outcomes)
+        outcome = _outcome(result, runs[index])
+        written = None
+        if outcome["notebook_json"] is not None:
+            target = folder / files[index]
+            _write_atomic(target, _executed_notebook(outcome["notebook_json"], path, target))
+            written = target.relative_to(out).as_posix()
+        outcomes.append(outcome)
+        notebooks.append(written)
+        rows, left_out = table_rows(outcomes, notebooks)
+        elapsed = time.perf_counter() - started
+        _write_atomic(out / f"{name}.csv", _csv_text(rows))
+        _write_atomic(
+            out / f"{name}.md", _md_text(rows, left_out, path, command, elapsed, len(runs))
+        )
+        if on_row is not None:
+            on_row(rows[-1])
+
+    run_jobs(
+        run_lesson,
+        jobs,
+        workers,
+        cluster=cluster,
+        threads=threads,
+        on_result=collect,
+        keep_going=True,
+    )
+    return table_rows(outcomes, notebooks)[0]
+
+
+# ---- the command -----------------------------------------------------------------------------
+def _threads(text: str) -> int | str:
+    try:
+        value: int | str = int(text)
+    except ValueError:
+        value = text
+    try:
+        resolve_threads(value)
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gan_utils.core.lesson_sweep",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("notebook", help="the lesson, e.g. notebooks/01_gan_basics.ipynb")
+    parser.add_argument(
+        "-p",
+        dest="axes",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="a parameter and its values (YAML scalars: 1, 1e-3, true, cpu, '[a, b]'); "
+        "repeat for more axes",
+    )
+    parser.add_argument("--grid", help="a YAML file: 'name: [values]' or a list of runs")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes")
+    parser.add_argument("--cluster", help="a Dask scheduler address, e.g. tcp://host:8786")
+    parser.add_argument(
+        "--threads", type=_threads, default="auto",
+        help="threads per run: a count, or auto ($OMP_NUM_THREADS if set, else the usable "
+        "cores // workers; the default)",
+    )  # fmt: skip
+    parser.add_argument("--out", help="output folder (default <root>/runs/sweeps)")
+    parser.add_argument("--name", help="sweep name (default <notebook stem>_sweep)")
+    return parser
+
+
+def _command_axes(pairs: list[list[str]]) -> dict[str, list[Any]]:
+    axes: dict[str, list[Any]] = {}
+    for pair in pairs:
+        if len(pair) < 2:
+            raise ValueError(f"-p {pair[0]} needs at least one value: -p NAME VALUE [VALUE ...]")
+        name = _check_name(pair[0], "-p")
+        if name in axes:
+            raise ValueError(f"-p {name} is given twice; list all its values after one -p")
+        axes[name] = parse_values(pair[1:])
+    return axes
+
+
+def _print_row(total: int) -> Callable[[dict[str, Any]], None]:
+    count = itertools.count(1)
+
+    def show(row: dict[str, Any]) -> None:
+        where = row["notebook"] or "no notebook written"
+        line = f"[{next(count)}/{total}] {row['status']}"
+        if row["wall_time_s"] is not None:
+            line += f" in {row['wall_time_s']:.0f} s"
+        print(f"{line}: {where}", flush=True)
+        if row["status"] != "ok":
+            print(f"    cell {row['cell']}: {row['error']}", flush=True)
+
+    return show
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command: 0 when every run succeeded, 1 when one failed, 2 on a usage error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        axes = {}
+        runs = None
+        if args.grid:
+            axes, runs = read_grid(args.grid)
+        for name, values in _command_axes(args.axes).items():
+            if name in axes:
+                raise ValueError(f"parameter {name!r} is set both by -p and by --grid")
+            axes[name] = values
+        grid = expand_grid(axes, runs)
+        check_parameters(args.notebook, (key for run in grid for key in run))
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    command = "python -m gan_utils.core.lesson_sweep " + shlex.join(argv)
+    print(f"{len(grid)} runs of {args.notebook}", flush=True)
+    started = time.perf_counter()
+    try:
+        rows = sweep_lesson(
+            args.notebook,
+            grid,
+            workers=args.workers,
+            cluster=args.cluster,
+            threads=args.threads,
+            out=args.out,
+            name=args.name,
+            on_row=_print_row(len(grid)),
+            command=command,
+        )
+    except (ValueError, TypeError, ImportError, ClusterUnavailable) as exc:
+        parser.error(str(exc))
+    out = Path(args.out) if args.out else _default_out()
+    name = args.name or f"{Path(args.notebook).stem}_sweep"
+    failed = [row for row in rows if row["status"] != "ok"]
+    print(f"\n{len(rows)} runs in {time.perf_counter() - started:.0f} s; {len(failed)} failed")
+    print(f"table: {out / (name + '.csv')} and {out / (name + '.md')}")
+    print(f"notebooks: {out / name}")
+    for row in failed:
+        print(f"FAILED {row['notebook'] or '(no notebook)'}: cell {row['cell']}: {row['error']}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
