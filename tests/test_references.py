@@ -8,6 +8,7 @@ entry (``TINY``, 300 steps) in temporary folders, never on the tracked ``pretrai
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -273,6 +274,32 @@ def test_killed_half_way_the_command_resumes_and_writes_the_shipped_file(
     _same_as_shipped(classifier_only)
     pretrain([TINY], folder=classifier_only, log=print)  # nothing left to do
     assert f"{TINY}: up to date" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_on_a_dask_cluster_the_tiny_run_comes_back_and_is_written_here(
+    classifier_only, local_cluster, capsys
+):
+    if not _local_data_matches(SHIPPED_RUNS[TINY]):
+        pytest.skip("the shipped tiny run was trained on other data than these tests see")
+    pretrain([TINY], folder=classifier_only, log=print, cluster=local_cluster.scheduler_address)
+    assert f"{TINY}: written" in capsys.readouterr().out
+    entry = read_manifest(classifier_only)["runs"][TINY]
+    assert "contents" not in entry  # the bytes went to the file, not into the manifest
+    digest = hashlib.sha256((classifier_only / f"{TINY}.pt").read_bytes()).hexdigest()
+    assert digest == entry["files"][f"{TINY}.pt"]["sha256"]
+    _same_as_shipped(classifier_only)
+
+
+def test_a_file_that_comes_back_altered_is_refused_and_nothing_is_written(tmp_path):
+    from gan_utils.images.pretrain import _record
+
+    content = b"model bytes"
+    entry = {"name": TINY, "files": {f"{TINY}.pt": {"sha256": "0" * 64, "bytes": len(content)}}}
+    with pytest.raises(ReferenceError, match=f"{TINY}: the {TINY}.pt that came back .* sha256"):
+        _record(tmp_path, {**entry, "contents": {f"{TINY}.pt": content}}, print)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow

@@ -24,13 +24,19 @@ registry are skipped; the others train. The classifier comes first (it scores th
   bit-identical to CPU runs, and the manifest records the device.
 
 Workers (``--workers N``) train runs side by side in N processes of ``--threads`` threads
-each (``gan_utils.core.executor``); the manifest is written by this process only.
+each (``gan_utils.core.executor``); the manifest is written by this process only. With
+``--cluster ADDRESS`` (or ``$GAN_UTILS_CLUSTER``) the GAN runs train on a Dask cluster's
+workers, which need no shared file system: each job carries the manifest and the
+classifier, trains in a temporary folder on its worker, and returns its files, which this
+process checks against their sha256 and writes. (A worker's checkpoints stay on that
+worker: a run resumes only where its worker has them.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -46,7 +52,7 @@ import torch
 
 from ..core.checkpoints import load_checkpoint, save_checkpoint
 from ..core.checks import check_bool
-from ..core.executor import run_jobs
+from ..core.executor import cluster_address, run_jobs
 from ..core.loop import every
 from ..core.paths import artifacts_dir
 from ..core.report import git_state
@@ -58,6 +64,7 @@ from .recipe import train_image_gan
 from .references import (
     CLASSIFIER,
     FORMAT,
+    MANIFEST,
     REFERENCES,
     LoadedReference,
     RealDigits,
@@ -311,6 +318,21 @@ def train_reference(name: str, folder: str, device: str, threads: int) -> dict[s
     return train_gan_reference(name, folder, device, threads)
 
 
+def train_reference_elsewhere(
+    name: str, manifest_text: str, classifier: bytes, device: str, threads: int
+) -> dict[str, Any]:
+    """``train_reference`` for a worker without this machine's files: the manifest and
+    the classifier's file come with the job, the run trains in a temporary folder, and the
+    entry comes back with its files' bytes under ``"contents"`` (``_record`` writes them)."""
+    with tempfile.TemporaryDirectory(prefix="pretrain-") as tmp:
+        folder = Path(tmp)
+        (folder / MANIFEST).write_text(manifest_text)
+        (folder / get_reference(CLASSIFIER).file_name).write_bytes(classifier)
+        entry = train_reference(name, tmp, device, threads)
+        entry["contents"] = {file: (folder / file).read_bytes() for file in entry["files"]}
+    return entry
+
+
 # ---- for the lessons -----------------------------------------------------------------------
 def reference_run(
     name: str, use_pretrained: bool = True, device: str = "auto", log=print
@@ -356,8 +378,11 @@ def pretrain(
     force: bool = False,
     folder: Path | None = None,
     log=print,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
-    """Bring ``names`` (default: the whole registry) up to date; returns the manifest."""
+    """Bring ``names`` (default: the whole registry) up to date; returns the manifest.
+    The classifier trains here; the GAN runs in ``workers`` local processes, or on the
+    Dask scheduler ``cluster`` (module doc)."""
     folder = Path(folder) if folder is not None else pretrained_dir()
     names = list(dict.fromkeys(names or REFERENCES))
     for name in names:
@@ -378,16 +403,34 @@ def pretrain(
         )
     if retrain_classifier or todo:
         _record_floors(folder)
-    jobs = [(name, str(folder), device, threads) for name in todo]
-    run_jobs(
-        train_reference, jobs, workers, threads=threads, on_result=lambda e: _record(folder, e, log)
-    )
+    record = lambda entry: _record(folder, entry, log)  # noqa: E731
+    if cluster_address(cluster) is None:
+        jobs = [(name, str(folder), device, threads) for name in todo]
+        run_jobs(train_reference, jobs, workers, threads=threads, on_result=record)
+    elif todo:
+        manifest_text = (folder / MANIFEST).read_text()
+        classifier = (folder / get_reference(CLASSIFIER).file_name).read_bytes()
+        jobs = [(name, manifest_text, classifier, device, threads) for name in todo]
+        run_jobs(
+            train_reference_elsewhere, jobs, cluster=cluster, threads=threads, on_result=record
+        )
     return read_manifest(folder)
 
 
 def _record(folder: Path, entry: dict[str, Any], log) -> dict[str, Any]:
-    manifest = read_manifest(folder)
     name = entry.pop("name")
+    for file, content in entry.pop("contents", {}).items():  # trained on another machine
+        expected = entry["files"][file]["sha256"]
+        if hashlib.sha256(content).hexdigest() != expected:
+            raise ReferenceError(
+                f"{name}: the {file} that came back from its worker does not match its "
+                f"sha256 {expected}; nothing was written: run the command again"
+            )
+        path = folder / file
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(content)
+        os.replace(tmp, path)
+    manifest = read_manifest(folder)
     manifest["runs"][name] = entry
     write_manifest(manifest, folder)
     size = sum(f["bytes"] for f in entry["files"].values())
@@ -474,6 +517,12 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=1, help="torch threads per run (default 1; recorded)"
     )
     parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="train the GAN runs on a Dask scheduler (e.g. tcp://host:8786; default "
+        "$GAN_UTILS_CLUSTER); needs pip install -e '.[cluster]'",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="retrain the named runs even if up to date"
     )
     parser.add_argument(
@@ -510,7 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.check:
         return 0 if check(args.check, args.device, args.threads, folder) else 1
     started = time.perf_counter()
-    pretrain(args.names, args.device, args.workers, args.threads, args.force, folder)
+    pretrain(
+        args.names, args.device, args.workers, args.threads, args.force, folder,
+        cluster=args.cluster,
+    )  # fmt: skip
     print(f"done in {time.perf_counter() - started:.0f} s; manifest: {folder / 'manifest.json'}")
     return 0
 
