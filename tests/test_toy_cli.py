@@ -133,6 +133,7 @@ def test_append_resumes_a_sweep_and_refuses_other_settings(tmp_path, capsys):
     assert (tmp_path / "toy_results.md").read_text().count("* `gan-toy") == 2
     commands = json.loads((tmp_path / "toy_results_commands.json").read_text())
     assert [(c["runs"], c["finished"]) for c in commands] == [(1, True), (1, True)]
+    assert all(c["threads_per_run"] >= 1 for c in commands)
     assert main([*base, "--seeds", "0", "1", "--append"]) == 0  # nothing left to train
     assert len(json.loads((tmp_path / "toy_results_commands.json").read_text())) == 2
     with pytest.raises(SystemExit):

@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--append: {len(previous)} runs already in {runs_path}, {len(jobs)} to train")
     new_runs: list[ToyRun] = []
     entry = {"command": command, "wall_time_s": 0, "runs": 0, "finished": False}
+    entry["threads_per_run"] = threads  # recorded: same seed, same numbers at the same count
     if retrain:
         entry["note"] = f"retrained {', '.join(sorted(retrain))}: their earlier runs dropped"
     if jobs:  # a command that trains nothing is not worth a line
