@@ -5,6 +5,10 @@ in a background thread so that the kernel keeps handling clicks: Stop sets an ev
 that a training callback checks after every generator step (``gan_utils.core.train``
 callbacks that return True end the run). The live view is drawn with matplotlib's
 object API (no pyplot), which is safe outside the main thread.
+
+At most one training runs at a time: a Train click while one runs (or is stopping) is
+ignored, and the status line says so; an error inside training is shown in the status
+line and the metrics as ``ExceptionType: message``, and Train is usable again.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .plots import axis_limit, real_points
 from .runs import ToySettings, train_toy
 
 LATENT_SIZES = (1, 2, 4, 8, 16, 32)
+THREAD_NAME = "toy-explorer-train"  # the name of the training thread
 
 
 class ToyExplorer:
@@ -42,6 +47,19 @@ class ToyExplorer:
         variant, dataset: the first choice of the drop-downs.
         n_critic: the first value of the n_critic slider (None: the variant's own); the
             slider follows the variant's own value when another variant is picked.
+
+    Train and Stop: at most one training thread (named ``THREAD_NAME``) runs at any time.
+    A Train click while a training runs, or is still stopping, is *ignored* (not queued):
+    the status line says "already training … ignored", and Train must be clicked again
+    once the run has ended. Stop asks the running training to end after its current
+    generator step; the next Train starts a fresh run only after that thread has finished.
+    The Train button is disabled while a training runs, so in the browser the ignored
+    click only happens from code or from clicks that race the button's update.
+
+    Errors: an exception raised while preparing or running a training (a bad setting, a
+    failing plot, ...) is kept in ``error`` and shown as ``ExceptionType: message`` in the
+    status line and the metrics; Train is enabled again and Stop disabled. A run whose loss
+    becomes NaN/inf is not an error: it ends and is reported as diverged.
     """
 
     def __init__(
@@ -89,6 +107,7 @@ class ToyExplorer:
         self.stop_button = widgets.Button(description="Stop", button_style="warning", disabled=True)
         self.progress = widgets.IntProgress(value=0, min=0, max=1, description="step 0")
         self.image = widgets.Image(format="png", width=360, height=360)
+        self.status = widgets.HTML(value="<i>ready</i>")
         self.metrics = widgets.HTML(value="<i>Press Train.</i>")
         self.train_button.on_click(self._on_train)
         self.stop_button.on_click(self._on_stop)
@@ -103,6 +122,7 @@ class ToyExplorer:
                 self.steps,
                 self.seed,
                 widgets.HBox([self.train_button, self.stop_button]),
+                self.status,  # before the metrics: the metrics stay the last HTML widget
                 self.progress,
                 self.metrics,
             ]
@@ -110,7 +130,10 @@ class ToyExplorer:
         self.widget = widgets.HBox([controls, self.image])
         self.run = None  # the last finished ToyRun
         self.error: BaseException | None = None
+        self.ignored_clicks = 0  # Train clicks ignored because a training was running
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards _busy, _thread and the buttons' states
+        self._busy = False  # a training has been started and has not yet released the UI
         self._thread: threading.Thread | None = None
 
     # ---- display ------------------------------------------------------------------------
@@ -122,28 +145,72 @@ class ToyExplorer:
         self.n_critic.value = VARIANTS[change["new"]].n_critic
 
     def _on_train(self, _button=None) -> None:
-        if self.is_training():
-            return
-        self._stop.clear()
-        self.error = None
-        self.train_button.disabled = True
-        self.stop_button.disabled = False
-        self._thread = threading.Thread(
-            target=self._train, args=(self._run_settings(),), daemon=True
-        )
-        self._thread.start()
+        with self._lock:
+            if self._busy:
+                self.ignored_clicks += 1
+                stopping = " (stopping)" if self._stop.is_set() else ""
+                self._set_status(
+                    f"already training{stopping}: this Train click was ignored; "
+                    "press Train again once the run has ended"
+                )
+                return
+            if self._thread is not None:
+                # the previous thread released the UI as its very last action: it is only
+                # returning now, so this join is immediate
+                self._thread.join()
+                self._thread = None
+            self._stop.clear()
+            self.error = None
+            try:
+                # the choices are read here, at the click, not later in the thread
+                job = (
+                    self._run_settings(),
+                    self.variant.value,
+                    self.dataset.value,
+                    int(self.seed.value),
+                )
+                thread = threading.Thread(
+                    target=self._train, args=job, name=THREAD_NAME, daemon=True
+                )
+                self._busy = True
+                self.train_button.disabled = True
+                self.stop_button.disabled = False
+                self._set_status("training… (Stop ends it; Train is ignored until it ends)")
+                thread.start()
+                self._thread = thread
+            except Exception as error:  # a bad setting: no thread runs, Train stays usable
+                self._busy = False
+                self._show_error(error)
+                self.train_button.disabled = False
+                self.stop_button.disabled = True
 
     def _on_stop(self, _button=None) -> None:
-        self._stop.set()
+        with self._lock:
+            if not self._busy:
+                return
+            self._stop.set()
+            self.stop_button.disabled = True
+            self._set_status("stopping… (Train is ignored until the run has ended)")
 
     def is_training(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        thread = self._thread
+        return self._busy or (thread is not None and thread.is_alive())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current training ends; True if it has ended."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
         return not self.is_training()
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = f"<i>{html.escape(text)}</i>"
+
+    def _show_error(self, error: BaseException) -> None:
+        self.error = error
+        text = html.escape(f"{type(error).__name__}: {error}")
+        self.status.value = f"<b>error:</b> {text}"
+        self.metrics.value = f"<b>error:</b> {text}"
 
     # ---- training -----------------------------------------------------------------------
     def _run_settings(self) -> ToySettings:
@@ -156,20 +223,20 @@ class ToyExplorer:
             num_snapshots=0,
         )
 
-    def _train(self, settings: ToySettings) -> None:
-        variant, dataset, seed = self.variant.value, self.dataset.value, int(self.seed.value)
-        mixture = get_toy_dataset(dataset)
-        z = fixed_latents(settings.snapshot_samples, settings.latent_dim, seed=seed + 1)
-        self.progress.max, self.progress.value = settings.num_steps, 0
-
-        def refresh(state: TrainState) -> None:
-            title = f"{variant}, step {state.step}"
-            self._show(state.generator, z, mixture, title, state.step, settings.latent_dim)
-
-        def stop_requested(state: TrainState) -> bool:
-            return self._stop.is_set()
-
+    def _train(self, settings: ToySettings, variant: str, dataset: str, seed: int) -> None:
+        outcome = None  # the status line at the end; None after an error
         try:
+            mixture = get_toy_dataset(dataset)
+            z = fixed_latents(settings.snapshot_samples, settings.latent_dim, seed=seed + 1)
+            self.progress.max, self.progress.value = settings.num_steps, 0
+
+            def refresh(state: TrainState) -> None:
+                title = f"{variant}, step {state.step}"
+                self._show(state.generator, z, mixture, title, state.step, settings.latent_dim)
+
+            def stop_requested(state: TrainState) -> bool:
+                return self._stop.is_set()
+
             run = train_toy(
                 variant,
                 dataset,
@@ -184,16 +251,21 @@ class ToyExplorer:
             m = run.metrics
             status = "stopped" if steps < settings.num_steps else "finished"
             status += " (diverged: a loss became NaN/inf)" if run.diverged else ""
+            status += f" at step {steps}"
             self.metrics.value = (
-                f"<b>{html.escape(variant)} on {dataset}, {status} at step {steps}</b><br>"
+                f"<b>{html.escape(variant)} on {dataset}, {status}</b><br>"
                 f"{self._metrics_html(m)}<br>{run.steps_per_second:.0f} steps/s"
             )
+            outcome = f"{variant} on {dataset}: {status}"
         except Exception as error:  # shown in the widget; the thread must not die silently
-            self.error = error
-            self.metrics.value = f"<b>error:</b> {html.escape(repr(error))}"
+            self._show_error(error)
         finally:
-            self.train_button.disabled = False
-            self.stop_button.disabled = True
+            with self._lock:  # the last action of the thread: release the UI
+                if outcome is not None:
+                    self._set_status(outcome)
+                self.train_button.disabled = False
+                self.stop_button.disabled = True
+                self._busy = False
 
     @staticmethod
     def _metrics_html(m) -> str:
