@@ -211,7 +211,10 @@ def test_values_papermill_cannot_write_and_bad_counts_are_refused(monkeypatch, t
 # ---- tables and files (runs replaced by a stand-in) ------------------------------------------
 def _fake_run(notebook_text, notebook_name, notebook_dir, parameters, threads=1):
     """What ``run_lesson`` returns, without a kernel: seed 1 fails in cell 4."""
-    failed = parameters["seed"] == 1
+    return _fake_result(parameters, failed=parameters["seed"] == 1)
+
+
+def _fake_result(parameters, failed):
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["papermill"] = {"input_path": "/tmp/x.ipynb", "parameters": parameters}
     return {
@@ -284,6 +287,164 @@ def test_the_command_prints_each_failure_and_exits_1(monkeypatch, tmp_path, caps
     assert "FAILED f/seed=1.ipynb: cell 4: ValueError: bad seed" in printed
     md = (tmp_path / "f.md").read_text()
     assert "Command: `python -m gan_utils.core.lesson_sweep " in md and "-p seed 0 1" in md
+
+
+# ---- resuming a sweep (--append; runs replaced by a stand-in) --------------------------------
+def _stand_in(monkeypatch, failing=()):
+    """Replace ``run_lesson`` by the stand-in, the seeds ``failing`` failing; returns the
+    list of the parameters of every call, filled in as the calls come."""
+    calls = []
+
+    def run(notebook_text, notebook_name, notebook_dir, parameters, threads=1):
+        calls.append(dict(parameters))
+        return _fake_result(parameters, failed=parameters.get("seed") in failing)
+
+    monkeypatch.setattr(ls, "run_lesson", run)
+    return calls
+
+
+def _commands(out: Path, name: str) -> list[dict]:
+    return json.loads((out / f"{name}_commands.json").read_text())["commands"]
+
+
+def test_append_runs_only_the_failed_run_again(monkeypatch, tmp_path):
+    grid = ls.expand_grid({"seed": [0, 1, 2], "device": ["cpu"]})
+    calls = _stand_in(monkeypatch, failing=(1,))
+    first = ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="s", command="first")
+    assert [row["status"] for row in first] == ["ok", "failed", "ok"] and len(calls) == 3
+    before = _read_csv(tmp_path / "s.csv")
+    assert [c["command"] for c in _commands(tmp_path, "s")] == ["first"]
+
+    calls = _stand_in(monkeypatch)  # now every seed succeeds
+    plans, seen = [], []
+    rows = ls.sweep_lesson(
+        LESSON01,
+        grid,
+        out=tmp_path,
+        name="s",
+        append=True,
+        on_start=lambda *plan: plans.append(plan),
+        on_row=seen.append,
+        command="second",
+    )
+    assert calls == [{"seed": 1, "device": "cpu"}]  # only the failed run ran again
+    assert plans == [(2, 1, 0)]  # 2 already in the table, 1 to run, no other rows
+    assert [(row["seed"], row["status"]) for row in rows] == [(0, "ok"), (1, "ok"), (2, "ok")]
+    assert rows[0] == first[0] and rows[2] == first[2]  # read back from the CSV unchanged
+    assert seen == [rows[1]] and rows[1]["w1"] == 0.5 and rows[1]["error"] is None
+    table = _read_csv(tmp_path / "s.csv")
+    assert list(table[0]) == list(before[0])  # no column lost
+    assert table[0] == before[0] and table[2] == before[2]  # old ok rows kept as they were
+    assert table[1]["status"] == "ok" and table[1]["error"] == "" and table[1]["w1"] == "0.5"
+    commands = _commands(tmp_path, "s")
+    assert [(c["command"], c["runs"]) for c in commands] == [("first", 3), ("second", 1)]
+    md = (tmp_path / "s.md").read_text()
+    assert "Commands, in order" in md and "* `first` (" in md and "* `second` (" in md
+    total = sum(c["wall_time_s"] for c in commands)
+    assert f"Total wall time: {total:.1f} s (3 runs, 0 failed)." in md
+    assert md.count("\n| ") == 5 and md.index("| 0 |") < md.index("| 1 |") < md.index("| 2 |")
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+
+
+def test_append_with_a_bigger_grid_runs_only_the_new_runs(monkeypatch, tmp_path, capsys):
+    _stand_in(monkeypatch)
+    first = ls.sweep_lesson(LESSON01, [{"seed": 0}, {"seed": 2}], out=tmp_path, name="s")
+    before = _read_csv(tmp_path / "s.csv")
+    capsys.readouterr()
+    calls = _stand_in(monkeypatch)
+    argv = [str(LESSON01), "-p", "seed", "0", "1", "2", "3", "--out", str(tmp_path)]
+    assert ls.main([*argv, "--name", "s", "--append"]) == 0
+    assert calls == [{"seed": 1}, {"seed": 3}]
+    printed = capsys.readouterr().out
+    assert f"4 runs of {LESSON01}: {tmp_path / 's.csv'} already holds 2 of them" in printed
+    assert "; 2 will run\n" in printed and "[2/2] ok" in printed and "[3/" not in printed
+    table = _read_csv(tmp_path / "s.csv")
+    assert [r["seed"] for r in table] == ["0", "1", "2", "3"]
+    assert table[0] == before[0] and table[2] == before[1]
+    assert [r["notebook"] for r in table] == [f"s/seed={seed}.ipynb" for seed in range(4)]
+    assert [c["runs"] for c in _commands(tmp_path, "s")] == [2, 2]
+    assert "--append" in _commands(tmp_path, "s")[1]["command"]
+    # the whole grid is in the table now: appending again runs nothing and keeps it all
+    calls = _stand_in(monkeypatch)
+    rows = ls.sweep_lesson(LESSON01, [{"seed": s} for s in range(4)], out=tmp_path, name="s",
+                           append=True)  # fmt: skip
+    assert calls == [] and rows[0] == first[0] and rows[2] == first[1]
+    assert _read_csv(tmp_path / "s.csv") == table and len(_commands(tmp_path, "s")) == 2
+
+
+def test_append_runs_an_ok_run_again_when_its_notebook_is_gone(monkeypatch, tmp_path):
+    _stand_in(monkeypatch)
+    grid = [{"seed": 0}, {"seed": 2}]
+    ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="s")
+    (tmp_path / "s" / "seed=2.ipynb").unlink()
+    calls, plans = _stand_in(monkeypatch), []
+    rows = ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="s", append=True,
+                           on_start=lambda *plan: plans.append(plan))  # fmt: skip
+    assert calls == [{"seed": 2}] and plans == [(1, 1, 0)]
+    assert [row["status"] for row in rows] == ["ok", "ok"]
+    assert (tmp_path / "s" / "seed=2.ipynb").is_file()
+
+
+def test_an_existing_table_is_an_error_before_any_run_without_append(monkeypatch, tmp_path, capsys):
+    _stand_in(monkeypatch, failing=(1,))
+    ls.sweep_lesson(LESSON01, [{"seed": 0}, {"seed": 1}], out=tmp_path, name="s")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    _no_runs(monkeypatch)
+    with pytest.raises(ValueError) as caught:
+        ls.sweep_lesson(LESSON01, [{"seed": 1}], out=tmp_path, name="s")
+    message = str(caught.value)
+    assert str(tmp_path / "s.csv") in message and "already exists" in message
+    assert "--append" in message and "another --name" in message
+    with pytest.raises(SystemExit) as caught:
+        ls.main([str(LESSON01), "-p", "seed", "1", "--out", str(tmp_path), "--name", "s"])
+    assert caught.value.code == 2
+    error = capsys.readouterr().err
+    assert f"the sweep table {tmp_path / 's.csv'} already exists: pass --append" in error
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_append_keeps_the_rows_of_runs_outside_the_new_grid(monkeypatch, tmp_path):
+    _stand_in(monkeypatch, failing=(1,))
+    grid = ls.expand_grid({"seed": [0, 1, 2], "device": ["cpu"]})
+    first = ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="s")
+    before = _read_csv(tmp_path / "s.csv")
+    calls, plans = _stand_in(monkeypatch), []
+    new_grid = ls.expand_grid({"seed": [2, 5], "device": ["cpu"]})
+    rows = ls.sweep_lesson(LESSON01, new_grid, out=tmp_path, name="s", append=True,
+                           on_start=lambda *plan: plans.append(plan))  # fmt: skip
+    assert calls == [{"seed": 5, "device": "cpu"}] and plans == [(1, 1, 2)]
+    # the grid's rows in its order, then the old rows it does not hold, as they were
+    assert [(row["seed"], row["status"]) for row in rows] == [
+        (2, "ok"), (5, "ok"), (0, "ok"), (1, "failed"),
+    ]  # fmt: skip
+    assert rows[2] == first[0] and rows[3] == first[1] and rows[0] == first[2]
+    table = _read_csv(tmp_path / "s.csv")
+    assert table[2:] == before[:2] and table[0] == before[2]
+    assert (tmp_path / "s" / "seed=1,device=cpu.ipynb").is_file()
+    md = (tmp_path / "s.md").read_text()
+    assert "then 2 rows of earlier runs outside this grid" in md and "(4 runs, 1 failed)" in md
+
+
+def test_append_matches_parameters_as_written_in_the_table(monkeypatch, tmp_path):
+    _stand_in(monkeypatch)
+    ls.sweep_lesson(LESSON01, [{"seed": 0, "lr": 0.001, "device": "a/b"}], out=tmp_path,
+                    name="s")  # fmt: skip
+    calls = _stand_in(monkeypatch)
+    grid = [
+        {"seed": 0, "lr": ls.parse_value("1e-3"), "device": "a/b"},  # the same text: 0.001
+        {"seed": 0, "device": "a/b"},  # the lesson's default lr: another run
+        {"seed": 0, "lr": 0.001, "device": "a_b"},  # another run, the same file name
+    ]
+    rows = ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="s", append=True)
+    assert calls == grid[1:]
+    assert [row["lr"] for row in rows] == [0.001, None, 0.001]
+    # the kept row's notebook is not overwritten by the run whose file name it has
+    assert [row["notebook"] for row in rows] == [
+        "s/seed=0,lr=0.001,device=a_b.ipynb", "s/seed=0,device=a_b.ipynb",
+        "s/seed=0,lr=0.001,device=a_b-2.ipynb",
+    ]  # fmt: skip
+    kept = json.loads((tmp_path / rows[0]["notebook"]).read_text())
+    assert kept["metadata"]["papermill"]["parameters"]["device"] == "a/b"
 
 
 # ---- real runs: a small synthetic notebook ---------------------------------------------------

@@ -4,7 +4,7 @@ Usage::
 
     python -m gan_utils.core.lesson_sweep notebooks/01_gan_basics.ipynb \\
         -p seed 0 1 -p num_steps 50 100 [--grid grid.yaml] [--workers N] \\
-        [--cluster ADDRESS] [--threads T] [--out DIR] [--name NAME]
+        [--cluster ADDRESS] [--threads T] [--out DIR] [--name NAME] [--append]
 
 ``-p NAME V1 V2 ...`` (repeatable) is one axis of the grid; each value is read as a YAML
 scalar (``1`` an int, ``1e-3`` and ``0.5`` floats, ``true`` a bool, ``[a, b]`` a list,
@@ -26,11 +26,21 @@ no shared file system:
   show the error in place), e.g. ``seed=0,num_steps=50.ipynb``;
 * ``<out>/<name>.csv`` and ``<out>/<name>.md``: one row per run in the grid's order: the
   parameters, ``status`` (ok / failed), ``wall_time_s``, ``notebook``, ``cell`` and
-  ``error`` of a failure, then the lesson's scalar results.
+  ``error`` of a failure, then the lesson's scalar results; the md header lists every
+  command that ran runs into the table and the total wall time;
+* ``<out>/<name>_commands.json``: those commands, each with its wall time and its number
+  of runs.
+
+An existing table of the same name is an error (exit 2) unless ``--append``: then the
+sweep resumes it. The runs whose parameters have an "ok" row there and whose executed
+notebook still exists are not run again (their rows are kept as they were); the others
+(failed, missing, or new in the grid) run. The rows stay in the grid's order; rows of
+the old table outside the grid are kept after them, so ``--append`` never throws away
+finished work.
 
 Defaults: ``--out <root>/runs/sweeps``, ``--name <notebook stem>_sweep``. The command
-prints every failure (cell and error) and exits with 1 when a run failed, 2 on a usage
-error.
+prints how many runs the table already holds and how many will run, then every failure
+(cell and error), and exits with 1 when a run of the grid failed, 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -430,16 +440,21 @@ def _is_scalar(value: Any) -> bool:
 
 
 def table_rows(
-    outcomes: Sequence[dict[str, Any]], notebooks: Sequence[str | None]
+    outcomes: Sequence[dict[str, Any]],
+    notebooks: Sequence[str | None],
+    *,
+    parameters: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The table's rows and the result names left out (lists, dicts).
 
-    Columns: every parameter (first seen first; empty where a run keeps the lesson's
-    default), then ``FIXED_COLUMNS``, then every scalar result; a result named like a
-    column before it is prefixed ``result_`` (lesson 01's ``num_steps`` and its own
-    ``wall_time_s``).
+    Columns: every parameter (``parameters`` first, e.g. those of an existing table, then
+    first seen first; empty where a run keeps the lesson's default), then
+    ``FIXED_COLUMNS``, then every scalar result; a result named like a column before it
+    is prefixed ``result_`` (lesson 01's ``num_steps`` and its own ``wall_time_s``).
     """
-    parameters = list(dict.fromkeys(name for o in outcomes for name in o["parameters"]))
+    parameters = list(
+        dict.fromkeys([*parameters, *(name for o in outcomes for name in o["parameters"])])
+    )
     taken = set(parameters) | set(FIXED_COLUMNS)
     results, left_out = [], []
     for outcome in outcomes:
@@ -493,20 +508,33 @@ def _md_text(
     rows: list[dict[str, Any]],
     left_out: list[str],
     notebook: Path,
-    command: str,
-    wall_time_s: float,
+    commands: list[dict[str, Any]],
     total: int,
+    unrecorded: str | None = None,
+    others: int = 0,
 ) -> str:
     failed = sum(row["status"] != "ok" for row in rows)
     done = f"{len(rows)} runs" if len(rows) == total else f"{len(rows)} of {total} runs so far"
-    lines = [
-        f"# Sweep of {notebook.name}",
+    wall_time_s = sum(entry["wall_time_s"] for entry in commands)
+    lines = [f"# Sweep of {notebook.name}", ""]
+    if len(commands) == 1 and unrecorded is None:
+        lines += [f"Command: `{commands[0]['command']}`", ""]
+    else:
+        lines += ["Commands, in order (each with its wall time and the runs it ran):", ""]
+        if unrecorded is not None:
+            lines.append(f"* earlier commands, not recorded (there was no `{unrecorded}`)")
+        lines += [
+            f"* `{entry['command']}` ({entry['wall_time_s']:.1f} s, {entry['runs']} runs)"
+            for entry in commands
+        ]
+        lines.append("")
+    recorded = " (of the recorded commands)" if unrecorded is not None else ""
+    lines += [
+        f"Total wall time{recorded}: {wall_time_s:.1f} s ({done}, {failed} failed).",
         "",
-        f"Command: `{command}`",
-        "",
-        f"Total wall time: {wall_time_s:.1f} s ({done}, {failed} failed).",
-        "",
-        "One row per run, in the grid's order: the parameters (empty: the lesson's default), "
+        "One row per run, in the grid's order"
+        + (f" (then {others} rows of earlier runs outside this grid)" if others else "")
+        + ": the parameters (empty: the lesson's default), "
         "the status, the run's wall time in seconds (kernel start included), its executed "
         "notebook, the cell and error of a failure, then the lesson's scalar results (a "
         f"result named like a column before it is prefixed `{RESULT_PREFIX}`). Nested "
@@ -518,6 +546,129 @@ def _md_text(
     ]
     lines += ["| " + " | ".join(_md_cell(v) for v in row.values()) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# ---- resuming: the table and commands of an earlier sweep ------------------------------------
+def _from_cell(text: str) -> Any:
+    """A table cell read back: None when empty, else the bool, int, float, list or dict whose
+    cell text (``_cell_text``) is exactly ``text``, else the text itself; so a row read
+    back is written again unchanged."""
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    for convert in (int, float):
+        try:
+            value = convert(text)
+        except ValueError:
+            continue
+        if _cell_text(value) == text:
+            return value
+    if text[0] in "[{":
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        if _cell_text(value) == text:
+            return value
+    return text
+
+
+def _read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns and rows of a sweep's CSV table (values as ``_from_cell``); ValueError
+    when it is not one."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            lines = [line for line in csv.reader(handle) if line]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"cannot read the sweep table {path}: {exc}") from exc
+    header = lines[0] if lines else []
+    missing = [column for column in FIXED_COLUMNS if column not in header]
+    if missing or len(set(header)) != len(header):
+        raise ValueError(
+            f"{path} is not a sweep table: its header {header} "
+            + (f"lacks {', '.join(missing)}" if missing else "repeats a column")
+        )
+    rows = []
+    for number, line in enumerate(lines[1:], 1):
+        if len(line) != len(header):
+            raise ValueError(
+                f"{path}: row {number} has {len(line)} cells for {len(header)} columns"
+            )
+        rows.append({column: _from_cell(text) for column, text in zip(header, line, strict=True)})
+    return header, rows
+
+
+def _read_commands(path: Path) -> dict[str, Any] | None:
+    """The commands sidecar of a sweep (``{"commands": [...], "left_out": [...]}``), or None
+    when there is none; ValueError when it is not one."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"cannot read the sweep's commands {path}: {exc}") from exc
+    commands = data.get("commands") if isinstance(data, dict) else None
+    if not isinstance(commands, list) or not all(
+        isinstance(entry, dict)
+        and isinstance(entry.get("command"), str)
+        and isinstance(entry.get("wall_time_s"), (int, float))
+        and isinstance(entry.get("runs"), int)
+        for entry in commands
+    ):
+        raise ValueError(
+            f"{path} is not a sweep's list of commands: expected "
+            '{"commands": [{"command": ..., "wall_time_s": ..., "runs": ...}, ...]}'
+        )
+    left_out = data.get("left_out", [])
+    return {"commands": commands, "left_out": [key for key in left_out if isinstance(key, str)]}
+
+
+def _columns_before_status(columns: Sequence[str]) -> list[str]:
+    return list(columns[: columns.index("status")] if "status" in columns else columns)
+
+
+def _file_names_besides(
+    files: list[str], todo: list[int], folder: str, reserved: set[str]
+) -> dict[int, str]:
+    """The notebook file of each run of ``todo``: its name from ``files``, unless a row the
+    table keeps already points at ``<folder>/<name>`` (``reserved``); then ``-<run
+    number>`` (and ``-2``, ``-3``, ... if need be) is added, so no kept notebook is
+    overwritten."""
+    used, chosen = set(reserved), {}
+    for index in todo:
+        file, stem, attempt = files[index], files[index].removesuffix(".ipynb"), 0
+        while f"{folder}/{file}" in used:
+            attempt += 1
+            file = f"{stem}-{index}" + (f"-{attempt}" if attempt > 1 else "") + ".ipynb"
+        used.add(f"{folder}/{file}")
+        chosen[index] = file
+    return chosen
+
+
+def _merged_rows(
+    old_columns: Sequence[str],
+    kept: Sequence[dict[str, Any] | None],
+    new: dict[int, dict[str, Any]],
+    others: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """The whole table: per run of the grid its kept row or its new row (none yet: left
+    out), then ``others``, every row with the union of the columns (parameters, the fixed
+    columns, results; the old table's first); and the rows by run number."""
+    new_columns = list(next(iter(new.values()))) if new else []
+    parameters = list(
+        dict.fromkeys([*_columns_before_status(old_columns), *_columns_before_status(new_columns)])
+    )
+    taken = set(parameters) | set(FIXED_COLUMNS)
+    results = [c for c in dict.fromkeys([*old_columns, *new_columns]) if c not in taken]
+    columns = [*parameters, *FIXED_COLUMNS, *results]
+    by_run = {}
+    for index, row in enumerate(kept):
+        row = row if row is not None else new.get(index)
+        if row is not None:
+            by_run[index] = {column: row.get(column) for column in columns}
+    rows = [*by_run.values(), *({column: row.get(column) for column in columns} for row in others)]
+    return rows, by_run
 
 
 # ---- a sweep ---------------------------------------------------------------------------------
@@ -544,19 +695,37 @@ def sweep_lesson(
     threads: int | str = "auto",
     out: str | Path | None = None,
     name: str | None = None,
+    append: bool = False,
+    on_start: Callable[[int, int, int], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     command: str | None = None,
 ) -> list[dict[str, Any]]:
     """Execute ``notebook`` once per parameter dict of ``grid``; returns the table's rows.
 
     Everything is checked before a run starts (the notebook, the grid, every name against
-    the lesson's parameters). The runs go through ``run_jobs(run_lesson, ...)`` (``workers``
-    local processes, or the Dask scheduler ``cluster``; ``threads`` per run, a count or
-    "auto" = ``$OMP_NUM_THREADS`` if set, else the usable cores // workers, also as the
-    kernel's ``OMP_NUM_THREADS``); a failed run is a row with status "failed" and the
-    others finish. As each run comes in (in the grid's order) its executed notebook is
-    written to ``<out>/<name>/`` and ``<out>/<name>.csv`` and ``.md`` are rewritten
-    (atomically); ``on_row`` then gets the run's row. ``command`` heads the md file.
+    the lesson's parameters, the existing table). The runs go through
+    ``run_jobs(run_lesson, ...)`` (``workers`` local processes, or the Dask scheduler
+    ``cluster``; ``threads`` per run, a count or "auto" = ``$OMP_NUM_THREADS`` if set, else
+    the usable cores // workers, also as the kernel's ``OMP_NUM_THREADS``); a failed run is
+    a row with status "failed" and the others finish. As each run comes in (in the grid's
+    order) its executed notebook is written to ``<out>/<name>/`` and ``<out>/<name>.csv``,
+    ``.md`` and ``<name>_commands.json`` (every command that ran runs into the table, with
+    its wall time and number of runs; the md header lists them and their total wall time)
+    are rewritten (atomically); ``on_row`` then gets the run's row. ``command`` names
+    this call in the md header and the commands file.
+
+    An existing table ``<out>/<name>.csv`` (or ``.md``) is a ValueError, unless ``append``:
+    then the sweep resumes it. A run of the grid whose parameters (compared as the text
+    of the table's cells) have a row with status "ok" there whose executed notebook still
+    exists is not run again and keeps its row as it was (values read back from the CSV);
+    every other run of the grid runs, its new row replacing the old one (until it comes in,
+    the run has no row). The table keeps the grid's order, and the rows of the old table
+    that no run of the grid takes up (other parameters) are kept after the grid's rows,
+    so appending never throws away finished work; no column is lost. ``on_start(done, to_run, others)`` is called before
+    the first run with the number of runs of the grid the table already holds, the number
+    that will run and the number of rows outside the grid.
+
+    Returns the whole table: the grid's rows in its order, then those other rows.
     """
     path = check_notebook(notebook).resolve()
     runs = check_grid(grid)
@@ -566,43 +735,130 @@ def sweep_lesson(
     name = _check_name_of_sweep(name if name is not None else f"{path.stem}_sweep")
     out = Path(out) if out is not None else _default_out()
     folder = out / name
-    files = _file_names(runs)
+    table, md_file, log = out / f"{name}.csv", out / f"{name}.md", out / f"{name}_commands.json"
+    old_columns: list[str] = []
+    old_rows: list[dict[str, Any]] = []
+    earlier: list[dict[str, Any]] = []
+    left_out_before: list[str] = []
+    unrecorded = None
+    if not append:
+        existing = [file for file in (table, md_file) if file.exists()]
+        if existing:
+            raise ValueError(
+                f"the sweep table {existing[0]} already exists: pass --append (append=True) "
+                "to resume that sweep, or another --name (name=) to start a new one"
+            )
+    elif table.is_file():
+        old_columns, old_rows = _read_table(table)
+        record = _read_commands(log)
+        if record is None:
+            unrecorded = log.name
+        else:
+            earlier, left_out_before = record["commands"], record["left_out"]
+    names_in_grid = list(dict.fromkeys(key for run in runs for key in run))
+    old_parameters = _columns_before_status(old_columns)
+    clash = [key for key in names_in_grid if key in old_columns and key not in old_parameters]
+    if clash:
+        raise ValueError(
+            f"cannot append to {table}: {', '.join(clash)} are result columns there but "
+            "parameters of this grid; start a new sweep with another --name"
+        )
+
+    # which runs of the grid the table already holds (matched on the text of their cells)
+    names = list(dict.fromkeys([*old_parameters, *names_in_grid]))
+
+    def key_of(values: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(_cell_text(values.get(key)) for key in names)
+
+    waiting: dict[tuple[str, ...], list[int]] = {}
+    for number, row in enumerate(old_rows):
+        waiting.setdefault(key_of(row), []).append(number)
+    kept: list[dict[str, Any] | None] = []
+    taken_up: set[int] = set()
+    for run in runs:
+        row = None
+        if waiting.get(key_of(run)):
+            number = waiting[key_of(run)].pop(0)
+            taken_up.add(number)
+            row = old_rows[number]
+            written = row.get("notebook")
+            if row["status"] != "ok" or not (
+                isinstance(written, str) and (out / written).is_file()
+            ):
+                row = None
+        kept.append(row)
+    others = [row for number, row in enumerate(old_rows) if number not in taken_up]
+    todo = [index for index, row in enumerate(kept) if row is None]
+    reserved = {
+        row["notebook"]
+        for row in [*kept, *others]
+        if row is not None and isinstance(row.get("notebook"), str)
+    }
+    files = _file_names_besides(_file_names(runs), todo, name, reserved)
+
     command = command or f"sweep_lesson({str(notebook)!r}, <{len(runs)} runs>)"
     text = path.read_text()
-    jobs = [(text, path.name, str(path.parent), run, threads) for run in runs]
-    outcomes: list[dict[str, Any]] = []
-    notebooks: list[str | None] = []
+    jobs = [(text, path.name, str(path.parent), runs[index], threads) for index in todo]
+    outcomes: dict[int, dict[str, Any]] = {}
+    notebooks: dict[int, str | None] = {}
     started = time.perf_counter()
 
+    def write() -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+        order = list(outcomes)
+        new_rows, left_out = table_rows(
+            [outcomes[index] for index in order],
+            [notebooks[index] for index in order],
+            parameters=old_parameters,
+        )
+        rows, by_run = _merged_rows(
+            old_columns, kept, dict(zip(order, new_rows, strict=True)), others
+        )
+        left_out = [  # a result left out before may be a column now
+            key
+            for key in dict.fromkeys([*left_out_before, *left_out])
+            if key not in rows[0] and RESULT_PREFIX + key not in rows[0]
+        ]
+        commands = list(earlier)
+        if outcomes:
+            elapsed = round(time.perf_counter() - started, 1)
+            commands.append({"command": command, "wall_time_s": elapsed, "runs": len(outcomes)})
+        md = _md_text(
+            rows, left_out, path, commands, len(runs) + len(others), unrecorded, len(others)
+        )
+        _write_atomic(table, _csv_text(rows))
+        _write_atomic(md_file, md)
+        if outcomes:
+            record = {"commands": commands, "left_out": left_out}
+            _write_atomic(log, json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+        return rows, by_run
+
     def collect(result: Any) -> None:
-        index = len(outcomes)
+        index = todo[len(outcomes)]
         outcome = _outcome(result, runs[index])
         written = None
         if outcome["notebook_json"] is not None:
             target = folder / files[index]
             _write_atomic(target, _executed_notebook(outcome["notebook_json"], path, target))
             written = target.relative_to(out).as_posix()
-        outcomes.append(outcome)
-        notebooks.append(written)
-        rows, left_out = table_rows(outcomes, notebooks)
-        elapsed = time.perf_counter() - started
-        _write_atomic(out / f"{name}.csv", _csv_text(rows))
-        _write_atomic(
-            out / f"{name}.md", _md_text(rows, left_out, path, command, elapsed, len(runs))
-        )
+        outcomes[index] = outcome
+        notebooks[index] = written
+        by_run = write()[1]
         if on_row is not None:
-            on_row(rows[-1])
+            on_row(by_run[index])
 
-    run_jobs(
-        run_lesson,
-        jobs,
-        workers,
-        cluster=cluster,
-        threads=threads,
-        on_result=collect,
-        keep_going=True,
-    )
-    return table_rows(outcomes, notebooks)[0]
+    if on_start is not None:
+        on_start(len(runs) - len(todo), len(todo), len(others))
+    if jobs:
+        run_jobs(
+            run_lesson,
+            jobs,
+            workers,
+            cluster=cluster,
+            threads=threads,
+            on_result=collect,
+            keep_going=True,
+        )
+    return write()[0]
 
 
 # ---- the command -----------------------------------------------------------------------------
@@ -644,6 +900,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--out", help="output folder (default <root>/runs/sweeps)")
     parser.add_argument("--name", help="sweep name (default <notebook stem>_sweep)")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="resume the sweep of this name: runs with an ok row and their notebook in its "
+        "table are not run again; without it an existing table is an error",
+    )
     return parser
 
 
@@ -659,19 +921,32 @@ def _command_axes(pairs: list[list[str]]) -> dict[str, list[Any]]:
     return axes
 
 
-def _print_row(total: int) -> Callable[[dict[str, Any]], None]:
-    count = itertools.count(1)
+class _Progress:
+    """What the command prints: the plan (``start``), then a line per run (``row``)."""
 
-    def show(row: dict[str, Any]) -> None:
+    def __init__(self, runs: int, notebook: str, table: Path) -> None:
+        self.runs, self.notebook, self.table = runs, notebook, table
+        self.total, self.shown = runs, 0
+
+    def start(self, done: int, to_run: int, others: int) -> None:
+        self.total = to_run
+        line = f"{self.runs} runs of {self.notebook}: "
+        if done or others:
+            line += f"{self.table} already holds {done} of them (ok, notebook present)"
+            if others:
+                line += f" and {others} rows of other runs, which it keeps"
+            line += "; "
+        print(line + f"{to_run} will run", flush=True)
+
+    def row(self, row: dict[str, Any]) -> None:
         where = row["notebook"] or "no notebook written"
-        line = f"[{next(count)}/{total}] {row['status']}"
+        self.shown += 1
+        line = f"[{self.shown}/{self.total}] {row['status']}"
         if row["wall_time_s"] is not None:
             line += f" in {row['wall_time_s']:.0f} s"
         print(f"{line}: {where}", flush=True)
         if row["status"] != "ok":
             print(f"    cell {row['cell']}: {row['error']}", flush=True)
-
-    return show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -693,7 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     command = "python -m gan_utils.core.lesson_sweep " + shlex.join(argv)
-    print(f"{len(grid)} runs of {args.notebook}", flush=True)
+    out = Path(args.out) if args.out else _default_out()
+    name = args.name or f"{Path(args.notebook).stem}_sweep"
+    progress = _Progress(len(grid), args.notebook, out / f"{name}.csv")
     started = time.perf_counter()
     try:
         rows = sweep_lesson(
@@ -704,15 +981,18 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             out=args.out,
             name=args.name,
-            on_row=_print_row(len(grid)),
+            append=args.append,
+            on_start=progress.start,
+            on_row=progress.row,
             command=command,
         )
     except (ValueError, TypeError, ImportError, ClusterUnavailable) as exc:
         parser.error(str(exc))
-    out = Path(args.out) if args.out else _default_out()
-    name = args.name or f"{Path(args.notebook).stem}_sweep"
-    failed = [row for row in rows if row["status"] != "ok"]
-    print(f"\n{len(rows)} runs in {time.perf_counter() - started:.0f} s; {len(failed)} failed")
+    failed = [row for row in rows[: len(grid)] if row["status"] != "ok"]
+    print(
+        f"\n{progress.shown} runs in {time.perf_counter() - started:.0f} s; "
+        f"{len(failed)} of the grid's {len(grid)} runs failed"
+    )
     print(f"table: {out / (name + '.csv')} and {out / (name + '.md')}")
     print(f"notebooks: {out / name}")
     for row in failed:
