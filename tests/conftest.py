@@ -80,3 +80,24 @@ def local_cluster():
             yield cluster
         finally:
             cluster.close()
+
+
+# ---- Hypothesis profiles ---------------------------------------------------------------------
+def _load_hypothesis_profile() -> None:
+    """Register the property tests' profiles and load $HYPOTHESIS_PROFILE (default "ci").
+
+    "ci": derandomized (the same examples on every run, no example database written), no
+    deadline (2 shared cores), few examples; "dev": random, 5x the examples, for hunting."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # hypothesis is a dev extra; its tests import it themselves
+        return
+    import os
+
+    common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+    settings.register_profile("ci", derandomize=True, database=None, max_examples=100, **common)
+    settings.register_profile("dev", max_examples=500, **common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_load_hypothesis_profile()

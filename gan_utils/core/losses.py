@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import check_choice
+from .checks import check_choice, check_number
 
 
 @dataclass(frozen=True)
@@ -46,47 +46,85 @@ class GANLoss:
     description: str
 
 
+def _check_logits(name: str, value) -> Tensor:
+    """Critic outputs: a floating-point tensor holding at least one logit (TypeError for
+    another type or dtype, ValueError when empty), so a loss never returns a NaN mean of
+    nothing."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got dtype {value.dtype}")
+    if value.numel() == 0:
+        raise ValueError(f"{name} must hold at least one logit, got shape {tuple(value.shape)}")
+    return value
+
+
+def _check_batch(name: str, value) -> Tensor:
+    """A batch of samples: a floating-point tensor of shape (B, ...) with B >= 1."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point torch.Tensor, got dtype {value.dtype}")
+    if value.dim() == 0 or value.shape[0] < 1:
+        raise ValueError(
+            f"{name} must be a batch of shape (B, ...) with B >= 1, got {tuple(value.shape)}"
+        )
+    return value
+
+
 # ---- the standard (Jensen-Shannon) game --------------------------------------------------
 def bce_critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """-E log sigma(D(x)) - E log(1 - sigma(D(G(z)))) = E softplus(-D(x)) + E softplus(D(G(z)))."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
 def minimax_generator_loss(fake_logits: Tensor) -> Tensor:
     """E log(1 - sigma(D(G(z)))) = -E softplus(D(G(z))): saturates when D rejects fakes."""
+    _check_logits("fake_logits", fake_logits)
     return -F.softplus(fake_logits).mean()
 
 
 def non_saturating_generator_loss(fake_logits: Tensor) -> Tensor:
     """-E log sigma(D(G(z))) = E softplus(-D(G(z))): strong gradients when D rejects fakes."""
+    _check_logits("fake_logits", fake_logits)
     return F.softplus(-fake_logits).mean()
 
 
 # ---- least squares (LSGAN, a=0 for fakes, b=1 for reals, c=1 the generator's target) ----
 def least_squares_critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """1/2 E (D(x) - b)^2 + 1/2 E (D(G(z)) - a)^2 with a = 0, b = 1."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return 0.5 * ((real_logits - 1.0) ** 2).mean() + 0.5 * (fake_logits**2).mean()
 
 
 def least_squares_generator_loss(fake_logits: Tensor) -> Tensor:
     """1/2 E (D(G(z)) - c)^2 with c = 1."""
+    _check_logits("fake_logits", fake_logits)
     return 0.5 * ((fake_logits - 1.0) ** 2).mean()
 
 
 # ---- hinge ---------------------------------------------------------------------------------
 def hinge_critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """E max(0, 1 - D(x)) + E max(0, 1 + D(G(z)))."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
 
 
 # ---- Wasserstein ---------------------------------------------------------------------------
 def wasserstein_critic_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     """E D(G(z)) - E D(x): minimising it maximises the critic's estimate of W1."""
+    _check_logits("real_logits", real_logits)
+    _check_logits("fake_logits", fake_logits)
     return fake_logits.mean() - real_logits.mean()
 
 
 def critic_score_generator_loss(fake_logits: Tensor) -> Tensor:
     """-E D(G(z)): the generator raises the critic's score of its samples (hinge, WGAN)."""
+    _check_logits("fake_logits", fake_logits)
     return -fake_logits.mean()
 
 
@@ -132,6 +170,8 @@ def get_loss(name: str) -> GANLoss:
 
 def interpolate(real: Tensor, fake: Tensor) -> Tensor:
     """x_hat = eps * x + (1 - eps) * G(z), one eps ~ U[0, 1] per sample (not per pixel)."""
+    _check_batch("real", real)
+    _check_batch("fake", fake)
     if real.shape != fake.shape:
         raise ValueError(
             f"real and fake must have the same shape, got {tuple(real.shape)} and "
@@ -156,8 +196,13 @@ def gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, weight: floa
         critic: maps a batch shaped like ``real`` to logits of shape (B,) or (B, 1).
         real: a batch of real samples, shape (B, ...).
         fake: a batch of generated samples, same shape.
-        weight: lambda (10 in the paper).
+        weight: lambda (10 in the paper), a finite number >= 0.
     """
+    if not callable(critic):
+        raise TypeError(f"critic must be a callable module, got {type(critic).__name__}")
+    _check_batch("real", real)
+    _check_batch("fake", fake)
+    weight = check_number("weight", weight, minimum=0)
     x_hat = interpolate(real.detach(), fake.detach()).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)

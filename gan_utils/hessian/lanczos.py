@@ -108,6 +108,11 @@ class HessianOperator:
             params = [p for p in params.parameters() if p.requires_grad]
         if isinstance(params, Tensor):
             params = [params]
+        if isinstance(params, (str, bytes)) or not isinstance(params, Iterable):
+            raise TypeError(
+                "params must be a module or an iterable of tensors that require grad, got "
+                f"{type(params).__name__}"
+            )
         self.params: list[Tensor] = list(params)
         if not self.params:
             raise ValueError("params must hold at least one tensor that requires grad")
@@ -254,11 +259,17 @@ class _MatrixOperator:
     """A dense symmetric matrix seen as an operator (for lessons and tests)."""
 
     def __init__(self, matrix: Tensor | np.ndarray):
+        if isinstance(matrix, np.ndarray) and matrix.dtype.kind not in "iuf":
+            raise TypeError(f"operator must be a matrix of real numbers, got dtype {matrix.dtype}")
         m = torch.as_tensor(matrix)
+        if m.dtype == torch.bool or m.is_complex():
+            raise TypeError(f"operator must be a matrix of real numbers, got dtype {m.dtype}")
         if not m.is_floating_point():
             m = m.to(torch.get_default_dtype())
         if m.dim() != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
             raise ValueError(f"operator must be a square matrix, got shape {tuple(m.shape)}")
+        if not bool(torch.isfinite(m).all()):
+            raise ValueError("operator must be a finite matrix, got NaN or inf entries")
         scale = float(m.abs().max()) or 1.0
         if not torch.allclose(m, m.T, rtol=0.0, atol=1e-6 * scale):
             raise ValueError("operator must be a symmetric matrix")
@@ -318,6 +329,8 @@ def _orthogonalize(w: Tensor, basis: Tensor) -> Tensor:
 
 def default_max_iterations(k: int, dimension: int) -> int:
     """m used when ``max_iterations`` is None: max(40, 8 k), at most the dimension."""
+    k = check_int("k", k, minimum=1)
+    dimension = check_int("dimension", dimension, minimum=1)
     return min(dimension, max(40, 8 * k))
 
 
@@ -398,7 +411,19 @@ def lanczos(
     if start_vector is None:
         v = torch.randn(n, generator=generator, dtype=work).to(device)
     else:
-        v = torch.as_tensor(start_vector).to(device=device, dtype=work).reshape(-1)
+        if isinstance(start_vector, np.ndarray) and start_vector.dtype.kind not in "iuf":
+            raise TypeError(
+                f"start_vector must be a vector of real numbers, got dtype {start_vector.dtype}"
+            )
+        try:
+            v = torch.as_tensor(start_vector)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(
+                f"start_vector must be a vector of real numbers, got {type(start_vector).__name__}"
+            ) from error
+        if v.dtype == torch.bool or v.is_complex():
+            raise TypeError(f"start_vector must be a vector of real numbers, got dtype {v.dtype}")
+        v = v.to(device=device, dtype=work).reshape(-1)
         if v.numel() != n:
             raise ValueError(f"start_vector must have {n} entries, got {v.numel()}")
     norm = float(torch.linalg.vector_norm(v))

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from scipy.special import xlogy
 from torch import Tensor, nn
 
@@ -52,7 +53,11 @@ MIN_SHARE = 0.02  # a class is covered when >= 2 % of the samples are predicted 
 
 def _as_float64(values: Any, name: str) -> np.ndarray:
     if isinstance(values, Tensor):
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"{name} must be an array of real numbers, got dtype {values.dtype}")
         values = values.detach().cpu().double().numpy()
+    if isinstance(values, np.ndarray) and values.dtype.kind in "bc":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {values.dtype}")
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -120,11 +125,28 @@ class FeatureStatistics:
 def feature_statistics(features: Any) -> FeatureStatistics:
     """Mean and covariance (ddof = 1) of ``features`` (N, d), N >= 2, in float64."""
     f = _as_float64(features, "features")
-    if f.ndim != 2 or f.shape[0] < 2:
-        raise ValueError(f"features must have shape (N, d) with N >= 2, got {f.shape}")
+    if f.ndim != 2 or f.shape[0] < 2 or f.shape[1] < 1:
+        raise ValueError(f"features must have shape (N, d) with N >= 2 and d >= 1, got {f.shape}")
     return FeatureStatistics(
         f.mean(axis=0), np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1]), f.shape[0]
     )
+
+
+COV_TOLERANCE = 1e-6  # relative round-off allowed in a covariance's symmetry and eigenvalues
+
+
+def _check_covariance(name: str, cov: np.ndarray) -> None:
+    """A covariance matrix: symmetric and positive semi-definite, both up to round-off
+    (``COV_TOLERANCE`` times its largest entry; ``np.cov`` is within 1e-13 of both)."""
+    tolerance = COV_TOLERANCE * float(np.abs(cov).max())
+    if float(np.abs(cov - cov.T).max()) > tolerance:
+        raise ValueError(f"{name} must be a symmetric covariance matrix, got an asymmetric one")
+    smallest = float(np.linalg.eigvalsh(cov).min())
+    if smallest < -tolerance:
+        raise ValueError(
+            f"{name} must be a positive semi-definite covariance matrix, got an eigenvalue "
+            f"{smallest:.3g}"
+        )
 
 
 def fid_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any) -> float:
@@ -132,21 +154,32 @@ def fid_from_stats(mu1: Any, cov1: Any, mu2: Any, cov2: Any) -> float:
 
     :math:`\|\mu_1 - \mu_2\|^2 + \mathrm{Tr}\,\Sigma_1 + \mathrm{Tr}\,\Sigma_2
     - 2 \sum_i \sqrt{\max(\mathrm{Re}\,\lambda_i(\Sigma_1 \Sigma_2), 0)}`.
-    Negative round-off eigenvalues are clipped to 0; a result slightly below 0 (round-off
-    when the two are equal) is returned as is.
+    Negative round-off eigenvalues are clipped to 0. The square roots amplify round-off:
+    for near-singular covariances (fewer samples than features) the result can be off by
+    about 1e-8 times the traces and fall slightly below 0, which is returned as is; equal
+    covariances skip the eigenvalues (:math:`(\Sigma \Sigma)^{1/2} = \Sigma`), so identical
+    statistics give exactly 0. ``cov1`` and ``cov2`` must be symmetric
+    positive semi-definite up to round-off (ValueError naming the one that is not).
     """
     mu1, mu2 = _as_float64(mu1, "mu1"), _as_float64(mu2, "mu2")
     cov1, cov2 = _as_float64(cov1, "cov1"), _as_float64(cov2, "cov2")
-    if mu1.ndim != 1 or mu1.shape != mu2.shape:
+    if mu1.ndim != 1 or mu1.shape != mu2.shape or mu1.shape[0] < 1:
         raise ValueError(
-            f"mu1 and mu2 must be vectors of the same length d, got {mu1.shape} and {mu2.shape}"
+            f"mu1 and mu2 must be vectors of the same length d >= 1, got {mu1.shape} and "
+            f"{mu2.shape}"
         )
     d = mu1.shape[0]
     for name, cov in (("cov1", cov1), ("cov2", cov2)):
         if cov.shape != (d, d):
             raise ValueError(f"{name} must have shape (d, d) = {(d, d)}, got {cov.shape}")
-    eigenvalues = np.linalg.eigvals(cov1 @ cov2)
-    trace_sqrt = np.sqrt(np.maximum(eigenvalues.real, 0.0)).sum()
+        _check_covariance(name, cov)
+    if np.array_equal(cov1, cov2):
+        # (Sigma Sigma)^(1/2) = Sigma for a PSD Sigma: exact, where the eigenvalues' square
+        # roots would turn round-off near 0 into -1e-8 * Tr(Sigma) or worse (N < d)
+        trace_sqrt = np.trace(cov1)
+    else:
+        eigenvalues = np.linalg.eigvals(cov1 @ cov2)
+        trace_sqrt = np.sqrt(np.maximum(eigenvalues.real, 0.0)).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt)
 
@@ -166,7 +199,9 @@ def class_histogram(probs: Any, num_classes: int | None = None) -> np.ndarray:
     """Counts (C,) of the argmax-predicted class of each row of ``probs`` (N, C)."""
     p = _check_probs(probs)
     num_classes = (
-        p.shape[1] if num_classes is None else check_int("num_classes", num_classes, minimum=1)
+        p.shape[1]
+        if num_classes is None
+        else check_int("num_classes", num_classes, minimum=p.shape[1])
     )
     return np.bincount(p.argmax(axis=1), minlength=num_classes)
 

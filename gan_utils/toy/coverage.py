@@ -72,10 +72,35 @@ class ModeCoverage:
         }
 
 
+def _as_points(name: str, value: Tensor | np.ndarray) -> Tensor:
+    """``value`` (a tensor, array or nested sequence of real numbers) as a float64 CPU
+    tensor; a TypeError naming ``name`` for anything else (strings, None, booleans, complex)."""
+    allowed = f"{name} must be a tensor or array of real numbers"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{allowed}, got {value!r} ({type(value).__name__})")
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{allowed}, got {type(value).__name__}") from error
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{allowed}, got values of dtype {tensor.dtype}")
+    return tensor.detach().to("cpu", torch.float64)
+
+
+def _check_centres(c: Tensor) -> None:
+    if c.dim() != 2 or c.shape[0] < 1 or c.shape[1] < 1:
+        raise ValueError(
+            f"centres must have shape (K, dim) with K >= 1 and dim >= 1, got {tuple(c.shape)}"
+        )
+    if not bool(torch.isfinite(c).all()):
+        raise ValueError("centres must be finite, got NaN or inf values")
+
+
 def mode_spacing(centres: Tensor | np.ndarray) -> float:
     """The smallest distance between two centres (ring of 8, radius 2: 4 sin(pi/8) = 1.53;
     the grid: 2); infinite for one centre."""
-    c = torch.as_tensor(centres).detach().to("cpu", torch.float64)
+    c = _as_points("centres", centres)
+    _check_centres(c)
     if c.shape[0] < 2:
         return math.inf
     distances = torch.cdist(c, c)
@@ -96,6 +121,10 @@ def collapse_verdict(metrics: ModeCoverage) -> str:
     * **blurry**: under 50 % HQ and not collapsed (undertrained or diffuse);
     * **partial**: sharp, but neither on few modes nor on (almost) all of them.
     """
+    if not isinstance(metrics, ModeCoverage):
+        raise TypeError(
+            f"metrics must be a ModeCoverage (from mode_coverage), got {type(metrics).__name__}"
+        )
     hq = metrics.high_quality_percent
     near = metrics.near_few_percent
     if hq >= COLLAPSE_MIN_HQ_PERCENT and math.isfinite(near) and near >= COLLAPSE_NEAR_SHARE:
@@ -149,10 +178,9 @@ def mode_coverage(
     Returns:
         A ``ModeCoverage``.
     """
-    x = torch.as_tensor(samples).detach().to("cpu", torch.float64)
-    c = torch.as_tensor(centres).detach().to("cpu", torch.float64)
-    if c.dim() != 2 or c.shape[0] < 1:
-        raise ValueError(f"centres must have shape (K, dim) with K >= 1, got {tuple(c.shape)}")
+    x = _as_points("samples", samples)
+    c = _as_points("centres", centres)
+    _check_centres(c)
     if x.dim() != 2 or x.shape[1] != c.shape[1] or x.shape[0] < 1:
         raise ValueError(
             f"samples must have shape (N, {c.shape[1]}) with N >= 1, got {tuple(x.shape)}"

@@ -22,6 +22,42 @@ from torch import Tensor
 from ..core.checks import check_choice, check_int, check_number, check_tensor
 
 
+def _as_float_tensor(name: str, value) -> Tensor:
+    """``value`` (a tensor, array or nested sequence of real numbers) as a float32 tensor;
+    a TypeError naming ``name`` for anything else (strings, None, booleans, complex)."""
+    allowed = f"{name} must be a tensor, array or sequence of real numbers"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{allowed}, got {value!r} ({type(value).__name__})")
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{allowed}, got {type(value).__name__}") from error
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{allowed}, got values of dtype {tensor.dtype}")
+    return tensor.to(torch.float32)
+
+
+def _check_finite(name: str, value: Tensor) -> None:
+    bad = int((~torch.isfinite(value)).sum())
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} NaN or inf values")
+
+
+def _as_device(device) -> torch.device:
+    """``device`` as a ``torch.device`` (a string like "cpu" or a ``torch.device``)."""
+    if not isinstance(device, (str, torch.device)):
+        raise TypeError(
+            f"device must be a device name such as 'cpu' or a torch.device, got {device!r} "
+            f"({type(device).__name__})"
+        )
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"device must be a device name such as 'cpu' or 'cuda', got {device!r}"
+        ) from error
+
+
 class GaussianMixture:
     """An isotropic Gaussian mixture; ``mixture(n)`` draws n samples, shape (n, dim)."""
 
@@ -33,20 +69,28 @@ class GaussianMixture:
         name: str = "mixture",
         device: str | torch.device = "cpu",
     ):
-        centres = torch.as_tensor(centres, dtype=torch.float32)
+        centres = _as_float_tensor("centres", centres)
         if centres.dim() == 1:
             centres = centres[:, None]  # (K,) -> (K, 1)
         check_tensor("centres", centres, ndim=2, min_rows=1)
+        if centres.shape[1] < 1:
+            raise ValueError(
+                f"centres must have shape (K, dim) with dim >= 1, got {tuple(centres.shape)}"
+            )
+        _check_finite("centres", centres)
         check_number("std", std, minimum=0, min_open=True)
         if weights is not None:
-            weights = torch.as_tensor(weights, dtype=torch.float32)
+            weights = _as_float_tensor("weights", weights)
             check_tensor("weights", weights, (centres.shape[0],), minimum=0)
+            _check_finite("weights", weights)
             if not weights.sum() > 0:
                 raise ValueError(
                     f"weights must be K non-negative numbers with a positive sum, got {weights}"
                 )
             weights = weights / weights.sum()
-        self.device = torch.device(device)
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {name!r} ({type(name).__name__})")
+        self.device = _as_device(device)
         self.centres = centres.to(self.device)  # (K, dim)
         self.std = float(std)
         self.weights = None if weights is None else weights.to(self.device)
@@ -80,9 +124,11 @@ class GaussianMixture:
 
     def density(self, x: Tensor) -> Tensor:
         """p(x) of the mixture at points x, shape (n, dim) -> (n,) (used for 1-D plots)."""
-        x = torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        if x.dim() == 1:
-            x = x[:, None]
+        x = _as_float_tensor("x", x).to(self.device)
+        if x.dim() == 1 and self.dim == 1:
+            x = x[:, None]  # (n,) points of a 1-D mixture
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
         sq = ((x[:, None, :] - self.centres[None]) ** 2).sum(-1)  # (n, K)
         norm = (2 * math.pi * self.std**2) ** (self.dim / 2)
         w = (
@@ -109,7 +155,10 @@ def grid(
     values: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0), std: float = 0.05
 ) -> GaussianMixture:
     """Gaussians on the grid ``values`` x ``values`` (25 at the defaults)."""
-    v = torch.tensor(values, dtype=torch.float32)
+    v = _as_float_tensor("values", values)
+    if v.dim() != 1 or v.numel() < 1:
+        raise ValueError(f"values must be a non-empty sequence of numbers, got {values!r}")
+    _check_finite("values", v)
     xx, yy = torch.meshgrid(v, v, indexing="ij")
     centres = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)  # (K, 2)
     return GaussianMixture(centres, std, name="grid")
@@ -126,9 +175,10 @@ def two_gaussians_1d(
     means: tuple[float, float] = (-2.0, 2.0), std: float = 0.5, weights=(0.5, 0.5)
 ) -> GaussianMixture:
     """Lesson 01's 1-D target: a mixture of two Gaussians."""
-    return GaussianMixture(
-        torch.tensor(means)[:, None], std, torch.tensor(weights), name="two_gaussians_1d"
-    )
+    m = _as_float_tensor("means", means)
+    if m.shape != (2,):
+        raise ValueError(f"means must be two numbers, got {means!r}")
+    return GaussianMixture(m[:, None], std, weights, name="two_gaussians_1d")
 
 
 TOY_DATASETS: dict[str, Callable[[], GaussianMixture]] = {
