@@ -1,16 +1,35 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
 A training checkpoint holds the models, the optimisers, every RNG state, the config
-(as a dict) and the history, written atomically (temporary file + rename) so an
-interrupted write never destroys the previous checkpoint.
+(as a dict) and the history. It is written through ``gan_utils.core.atomic`` (temporary
+file, fsync, rename): a kill at any moment leaves the previous checkpoint or the new one,
+never a partial one.
+
+**Errors and cache misses** (the rule for every file the course reads back):
+
+* an **error** (an exception naming the file and what to do) is a file that was asked for
+  and cannot serve: a shipped reference whose sha256 differs from its manifest
+  (``gan_utils.images.references``), a damaged checkpoint (``CheckpointError``: truncated
+  or not a checkpoint; delete it and run again), a ``results.json`` that is not JSON
+  (``gan_utils.core.report.ResultsError``), a partial MNIST folder
+  (``gan_utils.images.mnist.MNISTDataError``), a checkpoint resumed with other settings;
+* a **cache miss** is a lesson's own cached run that does not fit the request (no file,
+  a run made with other settings, an older format, or a damaged file): the lesson says
+  why in one line and trains it again (``gan_utils.images.recipe.load_or_train``);
+* good work is never overwritten: a finished artifact is only replaced by a complete new
+  one (atomically), two processes training the same cached artifact take turns
+  (``gan_utils.core.atomic.artifact_lock``: the second loads what the first saved), and
+  Ctrl-C keeps the last checkpoint and says how to resume from it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib
-import os
+import pickle
 import random
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,10 +39,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .atomic import atomic_path, write_failed_message
 from .checks import check_int
 from .history import History
 from .paths import artifacts_dir
 
+TORCH_WRITE_ERRORS = ("PytorchStreamWriter", "inline_container", "unexpected pos", "write failed")
 CHECKPOINT_FORMAT = 2  # of save_generator's payload: builder, config and its class, weights
 
 
@@ -46,14 +67,39 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file exists but is damaged (truncated, altered, or not a checkpoint)."""
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write ``payload`` with torch.save to ``path`` atomically; returns the path."""
+    """Write ``payload`` with torch.save to ``path`` atomically; returns the path.
+
+    A kill at any moment leaves the previous checkpoint or the new one, never a partial one
+    (``gan_utils.core.atomic.atomic_path``).
+
+    Raises:
+        OSError: the file could not be written (a full disk), naming ``path``, which keeps
+            the previous checkpoint.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    # torch.save names the archive's inner folder after the file ("run.pt.tmp" -> "run.pt"),
+    # so the temporary keeps the name of every checkpoint written so far: same bytes
+    with atomic_path(path, name=f"{path.name}.tmp") as temporary:
+        try:
+            torch.save(payload, temporary)
+        except RuntimeError as error:  # torch's C++ writer hides the OS error (a full disk)
+            if not any(word in str(error) for word in TORCH_WRITE_ERRORS):
+                raise
+            why = f"torch.save: {str(error).strip().splitlines()[-1]}"
+            raise OSError(errno.EIO, write_failed_message(path, why)) from error
     return path
+
+
+def _damaged(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
+        f"the checkpoint {path} is damaged ({why}): delete it and run again (a lesson "
+        "retrains it; a resumed run starts from its previous checkpoint or from scratch)"
+    )
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -61,6 +107,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: naming the path, when there is no checkpoint there.
+        CheckpointError: naming the path, when the file is truncated, altered or not a
+            checkpoint (a ValueError: delete it and run again).
     """
     path = Path(path)
     if not path.is_file():
@@ -68,8 +116,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"checkpoint not found: {path} (train first, or pass the path of an existing "
             "checkpoint)"
         )
-    # weights_only=False: our own checkpoints also hold NumPy/Python RNG states and dicts.
-    return torch.load(path, map_location=map_location, weights_only=False)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive: its end is its index
+        raise _damaged(path, f"{path.stat().st_size} bytes, not a torch.save archive: truncated?")
+    try:
+        # weights_only=False: our own checkpoints also hold NumPy/Python RNG states and dicts.
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise _damaged(path, f"{type(error).__name__}: {error}") from error
+    except RuntimeError as error:  # torch's archive reader: "PytorchStreamReader failed ..."
+        if "PytorchStreamReader" not in str(error):
+            raise
+        raise _damaged(path, str(error).splitlines()[0]) from error
 
 
 def model_checkpoint_path(lesson: str, model: str, loss: str, latent_dim: int, seed: int) -> Path:

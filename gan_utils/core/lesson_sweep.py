@@ -64,6 +64,7 @@ from typing import Any
 
 import yaml
 
+from .atomic import atomic_write_text
 from .checks import check_int
 from .executor import ClusterUnavailable, JobFailure, cluster_address, run_jobs
 from .runtime import resolve_threads
@@ -327,7 +328,7 @@ def run_lesson(
     with tempfile.TemporaryDirectory(prefix="gan_sweep_") as folder:
         folder = Path(folder)
         source, executed = folder / notebook_name, folder / f"executed_{notebook_name}"
-        source.write_text(notebook_text)
+        atomic_write_text(source, notebook_text)
         (folder / "root").mkdir()
         cwd = notebook_dir if Path(notebook_dir).is_dir() else str(folder)
         env = {ROOT_ENV: str(folder / "root"), THREADS_ENV: str(threads)}
@@ -367,16 +368,8 @@ def run_lesson(
 
 # ---- writing ---------------------------------------------------------------------------------
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """``text`` to ``path`` through ``core.atomic`` (a temporary beside it, synced, renamed)."""
+    atomic_write_text(path, text)
 
 
 def _value_text(value: Any) -> str:

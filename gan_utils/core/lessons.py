@@ -18,6 +18,12 @@ executed into a temporary file beside it and renamed into place only when it suc
 when it fails, the refresh stops, the committed notebook and the lesson's figures stay as
 they were, and the failed copy is kept under ``runs/<notebook>/``.
 
+Every file written here goes through ``gan_utils.core.atomic``: an executed notebook
+(``make run``'s copy, a refreshed lesson) and the README appear whole or not at all, even
+when the process is killed. ``make run`` executes into a temporary file too: a lesson that
+fails (or is interrupted) leaves the previous executed copy in place and its own as
+``runs/<notebook>/<notebook>.failed.ipynb``.
+
 ``--readme`` rewrites only the README's generated sections, offline, from the results each
 committed notebook displays (``show_results``' JSON output, with ``wall_time_s`` and the
 run id): the parts between ``<!-- refresh:NAME -->`` and ``<!-- /refresh:NAME -->``
@@ -38,6 +44,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_path, atomic_write_text
 from .paths import PROJECT_ROOT, figures_dir, output_root, runs_dir
 from .readme import README, readme_sections, replace_sections
 from .report import load_results, notebook_results, results_table
@@ -93,16 +100,36 @@ def _execute(notebook: Path, out: Path, parameters: dict | None) -> None:
     )
 
 
+def failed_copy(notebook: Path) -> Path:
+    """``runs/<notebook>/<notebook>.failed.ipynb``: where a failed execution is kept."""
+    return runs_dir(notebook.stem) / f"{notebook.stem}.failed.ipynb"
+
+
+@contextlib.contextmanager
+def _executed_copy(target: Path, notebook: Path) -> Iterator[Path]:
+    """A temporary path published as ``target`` when the block succeeds; when it fails, the
+    partly executed copy is moved to ``failed_copy(notebook)`` and ``target`` is unchanged."""
+    with atomic_path(target) as temporary:
+        try:
+            yield temporary
+        except BaseException:  # Ctrl-C too
+            if temporary.is_file():
+                shutil.move(str(temporary), failed_copy(notebook))
+            raise
+
+
 def run_notebook(notebook: Path, parameters: dict | None = None) -> Path:
     """Execute one lesson into ``runs/<notebook>/`` (kernel cwd: its folder); returns the path.
 
     Its figures go to ``runs/figures`` even when the caller has GAN_UTILS_REFRESH_FIGURES=1
     (e.g. lesson 07 training lessons 04-06 during ``make refresh``): only a refresh of the
-    lesson itself writes the tracked figures.
+    lesson itself writes the tracked figures. The executed copy is published atomically;
+    a failed one is kept as ``failed_copy(notebook)`` and the previous copy stays.
     """
     out = runs_dir(notebook.stem) / notebook.name
-    with _tracked_figures(False):
-        _execute(notebook, out, parameters)
+    with _tracked_figures(False), _executed_copy(out, notebook) as temporary:
+        _execute(notebook, temporary, parameters)
+    failed_copy(notebook).unlink(missing_ok=True)  # an earlier failure, now fixed
     return out
 
 
@@ -147,7 +174,6 @@ def refresh_notebook(notebook: Path) -> dict[str, Any]:
     import nbformat
 
     notebook = Path(notebook).resolve()
-    temporary = notebook.with_name(f".{notebook.stem}.refresh.ipynb")
     prefix = notebook.name[:2]
     with _tracked_figures(True), tempfile.TemporaryDirectory(prefix="gan_refresh_") as backup:
         folder = figures_dir()
@@ -156,30 +182,28 @@ def refresh_notebook(notebook: Path) -> dict[str, Any]:
             shutil.copy2(path, copy)
         started = time.time()
         try:
-            _execute(notebook, temporary, None)
-            payload = notebook_results(temporary)
-            if payload is None:
-                raise LessonFailed(f"{notebook.name} displayed no results (show_results)")
+            with _executed_copy(notebook, notebook) as temporary:  # in place, atomically
+                _execute(notebook, temporary, None)
+                payload = notebook_results(temporary)
+                if payload is None:
+                    raise LessonFailed(f"{notebook.name} displayed no results (show_results)")
+                executed = nbformat.read(temporary, as_version=4)
+                meta = executed.metadata.get("papermill", {})
+                meta["input_path"] = meta["output_path"] = notebook.name
+                nbformat.write(executed, temporary)
         except BaseException as exc:  # Ctrl-C too: restore, keep the executed copy
-            failed = runs_dir(notebook.stem) / f"{notebook.stem}.failed.ipynb"
-            if temporary.exists():
-                shutil.move(str(temporary), failed)
             for path in _figure_files(folder, prefix):
                 if path not in saved:
                     path.unlink()
             for path, copy in saved.items():
-                shutil.copy2(copy, path)
+                with atomic_path(path) as temporary:
+                    shutil.copy2(copy, temporary)
             if not isinstance(exc, Exception):
                 raise
             raise LessonFailed(
-                f"{notebook.name} failed ({_error_line(exc)}); "
-                f"the committed notebook and its figures are unchanged; executed copy: {failed}"
+                f"{notebook.name} failed ({_error_line(exc)}); the committed notebook and its "
+                f"figures are unchanged; executed copy: {failed_copy(notebook)}"
             ) from exc
-        executed = nbformat.read(temporary, as_version=4)
-        meta = executed.metadata.get("papermill", {})
-        meta["input_path"] = meta["output_path"] = notebook.name
-        nbformat.write(executed, temporary)
-        os.replace(temporary, notebook)
         stale = [p.name for p in _figure_files(folder, prefix) if p.stat().st_mtime < started - 2]
     if stale:
         print(f"  {folder}: not rewritten by this run (left over? delete them): {stale}")
@@ -227,7 +251,7 @@ def regenerate_readme(
     old = readme.read_text()
     new = replace_sections(old, sections)
     if new != old:
-        readme.write_text(new)
+        atomic_write_text(readme, new)
     return new != old
 
 
@@ -269,6 +293,8 @@ def _run(prefixes: list[str]) -> int:
         except Exception as exc:  # report and go on with the other lessons
             failed.append(notebook.name)
             print(f"  FAILED: {_error_line(exc)}")
+            if failed_copy(notebook).is_file():
+                print(f"  executed copy: {failed_copy(notebook)}")
         timings[notebook.stem] = time.perf_counter() - t0
         print(f"  {timings[notebook.stem]:.0f} s", flush=True)
     print()

@@ -13,7 +13,11 @@ checkpoint holds. Everything else lives here, once:
 * callbacks every ``callback.every`` steps (default ``log_every``); one returning True
   stops training;
 * checkpoints every ``checkpoint_every`` steps and at the end;
-* KeyboardInterrupt names the last checkpoint; a tqdm bar; the wall time;
+* Ctrl-C (KeyboardInterrupt) keeps the last checkpoint and prints one line naming it and
+  how to resume (``resume_from=<checkpoint>``); a tqdm bar; the wall time;
+* the testing hook ``GAN_UTILS_KILL_AT=step:K`` (``gan_utils.core.atomic``): the process
+  kills itself with SIGKILL right after generator step K, after any checkpoint of that
+  step was written;
 * ``check_resumable``: a checkpoint's config against the current one.
 
 **The callback protocol.** A callback is any callable ``callback(state) -> bool | None``
@@ -37,9 +41,11 @@ from typing import Any
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .atomic import kill_now, kill_step
 from .checkpoints import load_checkpoint, save_checkpoint
 
 Callback = Callable[[Any], "bool | None"]
+KILL_HOOK = "GAN_UTILS_KILL_AT=step:K, a testing hook"
 
 
 def every(num_steps: int, callback: Callback) -> Callback:
@@ -106,6 +112,27 @@ def _log_interval(
     return row
 
 
+def interrupted_message(step: int, last_good: Path | None) -> str:
+    """The line printed on Ctrl-C: the step, the last checkpoint and how to resume."""
+    if last_good is None:
+        return (
+            f"Training interrupted at step {step}; no checkpoint was written (set "
+            "checkpoint_every and checkpoint_path to keep one), so a new run starts from scratch."
+        )
+    return (
+        f"Training interrupted at step {step}; the last checkpoint is kept: {last_good}. "
+        f"To continue, run the same call with resume_from={str(last_good)!r}."
+    )
+
+
+def _holds_step(path: str | Path, step: int) -> bool:
+    """Whether the checkpoint at ``path`` exists, loads and is the one of ``step``."""
+    try:
+        return load_checkpoint(path, map_location="cpu").get("step") == step
+    except (OSError, ValueError):  # missing or damaged: not the last good checkpoint
+        return False
+
+
 def run_steps(
     state: Any,
     step_fn: Callable[[], dict[str, Tensor]],
@@ -139,12 +166,14 @@ def run_steps(
 
     Raises:
         DivergenceError: a logged value became NaN/inf (networks reset when possible).
-        KeyboardInterrupt: after printing where the last checkpoint is.
+        KeyboardInterrupt: after printing where the last checkpoint is and how to resume.
     """
     postfix = dict(postfix or {})
+    kill_at = kill_step()  # the testing hook GAN_UTILS_KILL_AT=step:K, read once
     last_good: Path | None = Path(resume_from) if resume_from is not None else None
     sums: dict[str, Tensor] = {}
     count = 0
+    saving: int | None = None  # the step of a checkpoint being written
     bar = tqdm(
         total=config.num_steps,
         initial=state.step,
@@ -176,12 +205,20 @@ def run_steps(
                 and config.checkpoint_every
                 and state.step % config.checkpoint_every == 0
             ):
+                saving = state.step
                 last_good = save_checkpoint(checkpoint_path, payload(state))
+                saving = None
+            if kill_at == state.step and state.step < config.num_steps and not state.stop:
+                kill_now(f"after step {state.step} ({KILL_HOOK})")
         if count:  # stopped by a callback between log steps: the partial interval is
             # checked like any other before the final checkpoint may overwrite the last good one
             _log_interval(state, sums, count, last_good)
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, payload(state))
+            saving = state.step
+            last_good = save_checkpoint(checkpoint_path, payload(state))
+            saving = None
+        if kill_at == state.step:
+            kill_now(f"after the last step {state.step} ({KILL_HOOK})")
     except DivergenceError:
         if last_good is not None and last_good.is_file():
             saved = load_checkpoint(last_good, map_location="cpu")
@@ -189,8 +226,9 @@ def run_steps(
                 network.load_state_dict(saved[name])
         raise
     except KeyboardInterrupt:
-        where = f"the last checkpoint is {last_good}" if last_good else "no checkpoint was written"
-        print(f"Training interrupted at step {state.step}; {where}.")
+        if saving is not None and _holds_step(checkpoint_path, saving):
+            last_good = Path(checkpoint_path)  # Ctrl-C came just after the rename published it
+        print(interrupted_message(state.step, last_good), flush=True)
         raise
     finally:
         bar.close()
@@ -202,5 +240,6 @@ __all__ = [
     "check_resumable",
     "config_value",
     "divergence_message",
+    "interrupted_message",
     "run_steps",
 ]

@@ -5,6 +5,9 @@ Every PNG, GIF and text file saved here carries the id of the run that made it
 lesson elsewhere): a PNG in a ``tEXt`` chunk named ``gan_utils.run_id``, a GIF in its
 comment (``gan_utils.run_id=<id>``), a Markdown file in a first-line HTML comment.
 ``read_run_id`` reads it back from any of them.
+
+Every file is written atomically (``gan_utils.core.atomic``): a kill while saving leaves
+the previous figure or the new one, never a half-written PNG or GIF.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from .atomic import atomic_path, atomic_write_text
 from .paths import figures_dir
 from .report import current_run_id
 
@@ -49,7 +53,8 @@ def save_figure(
     metadata = None
     if path.suffix.lower() == ".png":
         metadata = {RUN_ID_KEY: run_id or current_run_id()}
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
+    with atomic_path(path) as temporary:  # keeps the suffix: savefig picks the format from it
+        fig.savefig(temporary, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return path
 
 
@@ -78,15 +83,17 @@ def save_gif(
     path = _folder(folder) / (name if name.endswith(".gif") else f"{name}.gif")
     palette = [f.quantize(colors=colors, method=Image.Quantize.MEDIANCUT) for f in frames]
     comment = f"{RUN_ID_KEY}={run_id or current_run_id()}".encode()
-    palette[0].save(
-        path,
-        save_all=True,
-        append_images=palette[1:],
-        duration=duration_ms,
-        loop=0,
-        optimize=True,
-        comment=comment,
-    )
+    with atomic_path(path) as temporary:
+        palette[0].save(
+            temporary,
+            format="GIF",
+            save_all=True,
+            append_images=palette[1:],
+            duration=duration_ms,
+            loop=0,
+            optimize=True,
+            comment=comment,
+        )
     return path
 
 
@@ -98,7 +105,7 @@ def save_text(
     The first line is ``<!-- gan_utils.run_id=<id> -->`` (invisible in rendered Markdown).
     """
     path = _folder(folder) / name
-    path.write_text(f"<!-- {RUN_ID_KEY}={run_id or current_run_id()} -->\n{text}")
+    atomic_write_text(path, f"<!-- {RUN_ID_KEY}={run_id or current_run_id()} -->\n{text}")
     return path
 
 

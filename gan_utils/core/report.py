@@ -6,7 +6,11 @@ A lesson starts a timer with ``lesson = start_lesson("01_gan_basics")`` and ends
 * adds the notebook's wall time (``wall_time_s``),
 * displays the figures as a table,
 * emits them as an ``application/json`` display output (papermill and nbval can read it),
-* writes ``<root>/runs/<notebook>/results.json``.
+* writes ``<root>/runs/<notebook>/results.json`` atomically (``gan_utils.core.atomic``: a
+  kill, or another lesson reading it at the same moment, sees the old file or the new one).
+
+Reading them back (``load_results``, ``notebook_results``), a file that is not JSON or not
+a results payload raises ``ResultsError`` naming it and the notebook that rewrites it.
 
 ``start_lesson`` also creates the lesson's **run id**, ``<lesson>@<commit>[+dirty]@<UTC time>``
 (e.g. ``04_vanilla_gan@3f2c1ab+dirty@2026-12-02T11:30:00Z``). It becomes the current id of
@@ -39,6 +43,7 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_write_text
 from .paths import PROJECT_ROOT, runs_dir
 
 RESULTS_FILE = "results.json"
@@ -53,6 +58,10 @@ RUN_ID_PATTERN = re.compile(
 
 _active_run_id: str | None = None  # set by start_lesson
 _process_run_id: str | None = None  # created on first use outside a lesson
+
+
+class ResultsError(ValueError):
+    """A results file (or an executed notebook) is damaged: not JSON, or not our payload."""
 
 
 def _git(*args: str) -> str | None:
@@ -242,7 +251,7 @@ def show_results(
         "results": record,
     }
     path = runs_dir(name) / RESULTS_FILE
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False))
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False))
     if display:
         _display(name, record, payload)
     return record
@@ -293,12 +302,43 @@ def _display(name: str, record: dict[str, Any], payload: dict[str, Any]) -> None
     display({"application/json": payload}, raw=True)
 
 
+def _read_json(path: Path, fix: str) -> Any:
+    """The JSON of ``path``; ``ResultsError`` naming it and ``fix`` when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise ResultsError(f"{path} is damaged: not valid JSON ({error}). {fix}") from error
+
+
+def read_results_file(path: str | Path) -> dict[str, Any]:
+    """The payload ``show_results`` wrote to ``path`` (a ``results.json``).
+
+    Raises:
+        ResultsError: the file is not JSON or not a results payload, naming it and the
+            notebook to run again.
+    """
+    path = Path(path)
+    lesson = path.parent.name
+    fix = (
+        f"Delete it and run notebooks/{lesson}.ipynb again (e.g. `make run LESSONS={lesson}`), "
+        "which rewrites it."
+    )
+    payload = _read_json(path, fix)
+    if not (isinstance(payload, dict) and "notebook" in payload and "results" in payload):
+        raise ResultsError(f"{path} is not a results file (no 'notebook' and 'results'). {fix}")
+    return payload
+
+
 def load_results(root_runs: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Every lesson's saved results, keyed by notebook name, in lesson order."""
+    """Every lesson's saved results, keyed by notebook name, in lesson order.
+
+    Raises:
+        ResultsError: a ``results.json`` is damaged (``read_results_file``).
+    """
     base = root_runs or runs_dir()
     out = {}
     for path in sorted(base.glob(f"*/{RESULTS_FILE}")):
-        payload = json.loads(path.read_text())
+        payload = read_results_file(path)
         out[payload["notebook"]] = payload["results"]
     return out
 
@@ -309,9 +349,17 @@ def notebook_results(notebook: Path) -> dict[str, Any] | None:
     The payload is what ``show_results`` wrote to ``results.json``: ``notebook``,
     ``run_id`` (absent in notebooks executed before run ids existed), ``finished``,
     ``machine`` and ``results``. None when the notebook holds no such output.
+
+    Raises:
+        ResultsError: the notebook file is not JSON (damaged), naming it.
     """
     found = None
-    for cell in json.loads(Path(notebook).read_text()).get("cells", []):
+    fix = f"Restore it (`git checkout {Path(notebook).name}`) or execute the lesson again."
+    content = _read_json(notebook, fix)
+    cells = content.get("cells", []) if isinstance(content, dict) else None
+    if not isinstance(cells, list):
+        raise ResultsError(f"{notebook} is damaged: not a notebook (no list of cells). {fix}")
+    for cell in cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {}).get("application/json")
             if isinstance(data, str):

@@ -21,6 +21,16 @@ Reliability: checkpoints hold models, optimisers, RNG states, config and history
 resumed from one reproduces the uninterrupted run bit for bit. Losses are checked for
 NaN/inf at every log step (averaged over the interval, so one bad step is caught); a
 divergence raises ``DivergenceError`` and reloads the last good checkpoint's weights.
+Checkpoints are written atomically (``gan_utils.core.atomic``: a kill leaves the previous
+checkpoint or the new one). Ctrl-C (KeyboardInterrupt, a kernel interrupt) keeps the last
+checkpoint and prints one line naming it and the argument to resume with
+(``resume_from=<checkpoint>``).
+
+Testing hook: with ``GAN_UTILS_KILL_AT=step:K`` in the environment the loop kills its own
+process with SIGKILL right after generator step K is done, after any checkpoint of that
+step was written (``gan_utils.core.atomic``; read once per ``train`` call). The
+reliability tests use it to check that a real ``kill -9`` followed by ``resume_from``
+ends with the uninterrupted run's parameters.
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ from .runtime import get_device, set_seed
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 BCE_LOSSES = ("minimax", "non_saturating")
+MAX_SEED = 2**64 - 1  # torch.manual_seed's largest seed
 
 
 @dataclass
@@ -126,7 +137,7 @@ class TrainConfig:
         check_bool("topk", self.topk)
         check_probability("topk_gamma", self.topk_gamma, min_open=True)
         check_probability("topk_nu", self.topk_nu, min_open=True)
-        check_int("seed", self.seed, minimum=0)
+        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         check_bool("progress", self.progress)
         check_int("pack", self.pack, minimum=1)
         check_int("unroll_steps", self.unroll_steps, minimum=0)
@@ -390,6 +401,9 @@ def train(
     Raises:
         DivergenceError: a loss became NaN/inf; the models are reset to the last good
             checkpoint when there is one.
+        KeyboardInterrupt: Ctrl-C, after printing the last checkpoint and
+            ``resume_from=<it>`` (the checkpoint is kept).
+        gan_utils.core.checkpoints.CheckpointError: ``resume_from`` is a damaged file.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")

@@ -16,6 +16,9 @@ Sources, tried in this order:
 
 A folder ``MNIST`` that holds some files but not a complete, readable data set raises
 ``MNISTDataError`` naming what is wrong: it never falls back silently to fewer digits.
+Nothing here leaves a partial file: the download is renamed into place as a whole folder
+(when two processes download at once, the second uses the first one's), and a lone
+``.gz`` is unpacked atomically (``gan_utils.core.atomic``).
 
 Images are float32 tensors in [-1, 1] (``x = pixel / 127.5 - 1``, pixel in 0..255), shape
 ``(N, 1, 28, 28)``; labels are int64 of shape ``(N,)``. Each data folder is read once per
@@ -38,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..core.atomic import atomic_path
 from ..core.checks import check_bool, check_choice
 from ..core.paths import data_dir, output_root
 
@@ -223,7 +227,13 @@ def _download_torchvision(root: Path) -> None:
         target = root / "MNIST"
         if target.is_dir() and not _has_files(target):  # empty folders left by someone else
             shutil.rmtree(target)
-        os.replace(staging / "MNIST", target)
+        try:
+            os.replace(staging / "MNIST", target)
+        except OSError:
+            if not _has_files(target):
+                raise
+            # another process (a second notebook) finished the same download first: use it
+
     finally:
         socket.setdefaulttimeout(previous_timeout)
         shutil.rmtree(staging, ignore_errors=True)
@@ -242,11 +252,11 @@ def _read_torchvision(root: Path, origin: str) -> dict[str, MNISTData]:
     for name in names:  # unpack lone .gz files, as torchvision's download would
         gz = raw / f"{name}.gz"
         if not (raw / name).is_file() and gz.is_file():
-            try:
-                with gzip.open(gz, "rb") as source, open(raw / name, "wb") as target:
-                    shutil.copyfileobj(source, target)
+            try:  # atomically: a kill mid-way leaves no half-unpacked file behind
+                with atomic_path(raw / name) as temporary:
+                    with gzip.open(gz, "rb") as source, open(temporary, "wb") as target:
+                        shutil.copyfileobj(source, target)
             except (OSError, EOFError) as error:
-                (raw / name).unlink(missing_ok=True)
                 raise MNISTDataError(f"MNIST: cannot unpack {gz} ({error}). {fix}") from error
     missing = [name for name in names if not (raw / name).is_file()]
     if missing:

@@ -15,7 +15,10 @@ registry are skipped; the others train. The classifier comes first (it scores th
   evaluation (``steps_per_epoch``, a multiple of the history and NU-GAN intervals); killed and started again with the same command, it
   continues from there and ends with the same files (a resumed run is bit-identical).
   A finished run is written at once (atomically) with its manifest entry, so a sweep
-  stopped half-way keeps every run that finished.
+  stopped half-way keeps every run that finished. Every file is written through
+  ``gan_utils.core.atomic``: a ``kill -9`` at any moment leaves each file whole (old or
+  new), and the same command resumes (tested with ``GAN_UTILS_KILL_AT=step:K``). Ctrl-C
+  keeps the checkpoint and prints the command that resumes.
 * ``--check NAME`` retrains one run from scratch in a temporary folder and compares it
   with the shipped file: byte for byte when the manifest's machine, thread count and torch
   version are this process's; otherwise the final metrics (relative 1e-5 is not promised
@@ -50,6 +53,7 @@ from typing import Any
 
 import torch
 
+from ..core.atomic import atomic_write_bytes, atomic_write_text
 from ..core.checkpoints import load_checkpoint, save_checkpoint
 from ..core.checks import check_bool
 from ..core.executor import cluster_address, run_jobs
@@ -177,12 +181,10 @@ def _wall_clock(folder: Path, start: float, before: float, interval: int):
     """A callback keeping the run's cumulative wall time beside its checkpoint."""
 
     def write(state) -> None:
-        record = folder / "wall.json"
-        tmp = record.with_name("wall.json.tmp")
-        tmp.write_text(
-            json.dumps({"step": state.step, "seconds": before + time.perf_counter() - start})
+        seconds = before + time.perf_counter() - start
+        atomic_write_text(
+            folder / "wall.json", json.dumps({"step": state.step, "seconds": seconds})
         )
-        os.replace(tmp, record)
 
     return every(interval, write)
 
@@ -250,15 +252,23 @@ def train_gan_reference(name: str, folder: Path, device: str, threads: int) -> d
     callbacks = [_wall_clock(work, start, before, config.steps_per_epoch)]
     if os.environ.get(STOP_AT):
         callbacks.append(_stop_after(int(os.environ[STOP_AT])))
-    run, payload, _, metrics = _train_as_shipped(
-        name,
-        config,
-        folder,
-        callbacks,
-        checkpoint_path=checkpoint,
-        checkpoint_every=config.steps_per_epoch,
-        resume_from=resume,
-    )
+    try:
+        run, payload, _, metrics = _train_as_shipped(
+            name,
+            config,
+            folder,
+            callbacks,
+            checkpoint_path=checkpoint,
+            checkpoint_every=config.steps_per_epoch,
+            resume_from=resume,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"{name}: interrupted; its checkpoint in {work} is kept: run the same command "
+            f"again (python -m gan_utils.images.pretrain {name}) to resume from it.",
+            flush=True,
+        )
+        raise
     seconds = before + time.perf_counter() - start
     path = save_checkpoint(folder / reference.file_name, payload)
     shutil.rmtree(work, ignore_errors=True)  # the shipped file is the result now
@@ -304,9 +314,7 @@ def _resumable(work: Path, identity: dict[str, Any], name: str) -> tuple[Path | 
         print(f"{name}: the checkpoint in {work} was made with other settings; starting afresh")
     for old in (checkpoint, work / "wall.json"):
         old.unlink(missing_ok=True)
-    tmp = record.with_name("run.json.tmp")
-    tmp.write_text(json.dumps(identity))
-    os.replace(tmp, record)
+    atomic_write_text(record, json.dumps(identity))
     return None, 0.0
 
 
@@ -326,8 +334,8 @@ def train_reference_elsewhere(
     entry comes back with its files' bytes under ``"contents"`` (``_record`` writes them)."""
     with tempfile.TemporaryDirectory(prefix="pretrain-") as tmp:
         folder = Path(tmp)
-        (folder / MANIFEST).write_text(manifest_text)
-        (folder / get_reference(CLASSIFIER).file_name).write_bytes(classifier)
+        atomic_write_text(folder / MANIFEST, manifest_text)
+        atomic_write_bytes(folder / get_reference(CLASSIFIER).file_name, classifier)
         entry = train_reference(name, tmp, device, threads)
         entry["contents"] = {file: (folder / file).read_bytes() for file in entry["files"]}
     return entry
@@ -426,10 +434,7 @@ def _record(folder: Path, entry: dict[str, Any], log) -> dict[str, Any]:
                 f"{name}: the {file} that came back from its worker does not match its "
                 f"sha256 {expected}; nothing was written: run the command again"
             )
-        path = folder / file
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
+        atomic_write_bytes(folder / file, content)
     manifest = read_manifest(folder)
     manifest["runs"][name] = entry
     write_manifest(manifest, folder)
@@ -440,14 +445,12 @@ def _record(folder: Path, entry: dict[str, Any], log) -> dict[str, Any]:
 
 def _record_floors(folder: Path) -> dict[str, Any]:
     """The real-digit floors in the manifest, scored with the shipped classifier."""
-    manifest = read_manifest(folder)
     classifier = load_reference_classifier(folder=folder)
     train, test = _data()
     real = RealDigits.build(classifier, train, test)
-    manifest["real_digits"] = {
-        "data": _data_record(train, test),
-        "metrics": real_digit_floors(classifier, real),
-    }
+    floors = {"data": _data_record(train, test), "metrics": real_digit_floors(classifier, real)}
+    manifest = read_manifest(folder)
+    manifest["real_digits"] = floors
     write_manifest(manifest, folder)
     return manifest
 

@@ -14,7 +14,13 @@
 * ``load_or_train(config, ...)`` reuses the generator saved for ``config`` when the
   config stored with it equals ``config`` field by field (device excluded), replaying its
   last evaluation on the same latents; otherwise it trains (printing one line naming the
-  fields that differed) and saves the generator with the ``ImageGANConfig`` itself.
+  fields that differed) and saves the generator with the ``ImageGANConfig`` itself. The
+  save is atomic, and an ``artifact_lock`` on the checkpoint makes two processes asking
+  for the same run (two notebooks at once) train it once: the second waits and reuses it.
+  A damaged saved file is a cache miss too (retrained and replaced, with a message).
+* Checkpoints (``train_image_gan(..., checkpoint_path=, checkpoint_every=, resume_from=)``)
+  are written atomically; a ``kill -9`` and a resume give the uninterrupted run's weights,
+  and Ctrl-C keeps the last checkpoint and prints ``resume_from=<it>`` to continue.
 * ``lesson04_config`` is lesson 04's config for its parameters, so that lesson 05 builds
   its vanilla baseline exactly as lesson 04 does and reuses lesson 04's run when equal.
 
@@ -27,6 +33,7 @@ bit-identical weights, and the same weights as building the pair by hand and cal
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +44,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.atomic import artifact_lock
 from ..core.checkpoints import (
+    CheckpointError,
     SavedGenerator,
     load_checkpoint,
     load_generator,
@@ -49,7 +58,7 @@ from ..core.history import History
 from ..core.latent import LATENT_PRIORS, generate
 from ..core.loop import Callback
 from ..core.runtime import get_device, set_seed
-from ..core.train import OPTIMIZERS, TrainConfig, linear_lr_decay, steps_per_second, train
+from ..core.train import MAX_SEED, OPTIMIZERS, TrainConfig, linear_lr_decay, steps_per_second, train
 from ..core.variants import REMEDIES, VARIANTS, get_variant
 from ..hessian.nu_gan import NuGANConfig, NuGANHook
 from .dist_gan import (
@@ -150,6 +159,13 @@ class ImageGANConfig:
             if isinstance(value, (list, tuple)) and type(value) is not tuple:
                 set_(self, name, tuple(value))
         if isinstance(self.nu, dict):  # as stored by save_generator (asdict)
+            known = {f.name for f in dataclasses.fields(NuGANConfig)}
+            unknown = sorted(map(str, set(self.nu) - known))
+            if unknown:
+                raise ValueError(
+                    f"nu must be a NuGANConfig or a dict of its fields {sorted(known)}, "
+                    f"got unknown keys {unknown}"
+                )
             set_(self, "nu", NuGANConfig(**self.nu))
         elif isinstance(self.nu, NuGANConfig):  # a copy: the caller's object may change
             set_(self, "nu", dataclasses.replace(self.nu))
@@ -209,7 +225,7 @@ class ImageGANConfig:
         check_betas(self.betas)
         if self.lr_decay_from is not None:
             check_number("lr_decay_from (or None)", self.lr_decay_from, 0, 1, max_open=True)
-        check_int("seed", self.seed, minimum=0)
+        check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         check_int("eval_samples", self.eval_samples, minimum=1)
         check_int("splits", self.splits, minimum=1)
         if self.eval_samples % self.splits:
@@ -225,6 +241,11 @@ class ImageGANConfig:
         check_choice("recon_weight_schedule", self.recon_weight_schedule, RECON_WEIGHT_SCHEDULES)
         check_bool("autoencoder_trains_generator", self.autoencoder_trains_generator)
         if self.method == "nu_gan":
+            if not isinstance(self.nu, NuGANConfig):
+                raise TypeError(
+                    f"nu must be a NuGANConfig (or None) for method='nu_gan', got {self.nu!r} "
+                    f"({type(self.nu).__name__})"
+                )
             self.nu.validate()
         elif self.nu is not None:
             raise ValueError(f"nu must be None unless method='nu_gan', got {self.nu!r}")
@@ -723,33 +744,36 @@ def load_or_train(
     check_bool("reuse", reuse)
     check_bool("save", save)
     name = model_name or config.model_name
-    if reuse:
-        reason = None
-        try:
-            saved = load_saved(
-                lesson,
-                name,
-                config.checkpoint_loss,
-                config.latent_dim,
-                config.seed,
-                get_device(config.device),
-            )
-        except FileNotFoundError:
-            saved, reason = None, "no saved run"
-        except ValueError as error:  # an older checkpoint format
-            saved, reason = None, f"unreadable checkpoint ({error})"
-        if saved is not None:
-            reason = _mismatch(saved, config)
-        path = model_checkpoint_path(
-            lesson, name, config.checkpoint_loss, config.latent_dim, config.seed
-        )
-        where = f"{lesson}/{path.name}"
-        if reason is None:
-            return _replayed_run(saved, config, classifier, reference, lesson)
-        log(f"{where}: not reused ({reason}); training it here")
-    run = train_image_gan(config, data, classifier, reference, callbacks)
-    if save:
-        save_run(run, lesson, name)
+    path = model_checkpoint_path(
+        lesson, name, config.checkpoint_loss, config.latent_dim, config.seed
+    )
+    # Two notebooks asking for the same saved run take turns: the second waits, then reuses it.
+    with artifact_lock(path, log) if save else contextlib.nullcontext():
+        if reuse:
+            reason = None
+            try:
+                saved = load_saved(
+                    lesson,
+                    name,
+                    config.checkpoint_loss,
+                    config.latent_dim,
+                    config.seed,
+                    get_device(config.device),
+                )
+            except FileNotFoundError:
+                saved, reason = None, "no saved run"
+            except CheckpointError:  # truncated or altered: it is not good work, replace it
+                saved, reason = None, "its file is damaged (not a complete checkpoint)"
+            except ValueError as error:  # an older checkpoint format
+                saved, reason = None, f"unreadable checkpoint ({error})"
+            if saved is not None:
+                reason = _mismatch(saved, config)
+            if reason is None:
+                return _replayed_run(saved, config, classifier, reference, lesson)
+            log(f"{lesson}/{path.name}: not reused ({reason}); training it here")
+        run = train_image_gan(config, data, classifier, reference, callbacks)
+        if save:
+            save_run(run, lesson, name)
     return run
 
 

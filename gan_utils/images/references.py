@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..core.atomic import atomic_write_text
 from ..core.checks import check_int
 from ..core.compare import clear_gap, plural, span
 from ..core.compare import pooled_std_of as pooled_std  # of per-seed values
@@ -249,7 +250,8 @@ def read_manifest(folder: Path | None = None) -> dict[str, Any]:
 
 
 def write_manifest(manifest: dict[str, Any], folder: Path | None = None) -> Path:
-    """Write the manifest atomically, runs in registry order (stable diffs)."""
+    """Write the manifest atomically (``gan_utils.core.atomic``: the old manifest or the new
+    one, never a partial one), runs in registry order (stable diffs)."""
     folder = folder or pretrained_dir()
     folder.mkdir(parents=True, exist_ok=True)
     order = list(REFERENCES)
@@ -264,11 +266,7 @@ def write_manifest(manifest: dict[str, Any], folder: Path | None = None) -> Path
         )
     }
     text = json.dumps({**manifest, "format": FORMAT, "runs": ordered}, indent=1, sort_keys=False)
-    path = folder / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(folder / MANIFEST, text + "\n")
 
 
 def config_record(reference: Reference) -> dict[str, Any]:

@@ -22,7 +22,9 @@ the commands and their wall times), ``<out>/<name>.csv`` (the table),
 earlier runs) and, with --gif, one GIF per variant and dataset (first seed). With
 --append a sweep resumes or grows: runs already in ``_runs.csv`` (made with the same
 settings) are kept and only the missing ones are trained; lesson 02's committed sweeps
-(docs/lesson02_sweeps.md) were made that way.
+(docs/lesson02_sweeps.md) were made that way. Every file is written atomically
+(``gan_utils.core.atomic``), so a sweep killed at any moment keeps each finished run in
+``_runs.csv`` and ``--append`` continues from there.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import matplotlib
 
+from ..core.atomic import atomic_write_text
 from ..core.checks import check_int, check_number
 from ..core.executor import JobFailure
 from ..core.paths import runs_dir
@@ -357,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs=len(new_runs),
                 finished=finished,
             )
-            commands_path.write_text(json.dumps(commands, indent=1))
+            atomic_write_text(commands_path, json.dumps(commands, indent=1))
 
     failures: list[JobFailure] = []
 
@@ -411,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds.",
         "",
     ]
-    (out / f"{args.name}.md").write_text("\n".join(header) + "\n" + table + "\n")
+    atomic_write_text(out / f"{args.name}.md", "\n".join(header) + "\n" + table + "\n")
     result.write_csv(out / f"{args.name}.csv")
     first = [r for r in new_runs if r.seed == min(r.seed for r in new_runs)] if new_runs else []
     written = [f"{args.name}.md", f"{args.name}.csv", f"{args.name}_runs.csv"]

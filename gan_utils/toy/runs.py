@@ -12,6 +12,7 @@ std over seeds. Used by lesson 02, ``gan-toy`` and ``gan_utils.toy.explorer``.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..core.atomic import atomic_write_text
 from ..core.checks import (
     check_bool,
     check_choice,
@@ -414,14 +416,9 @@ class SweepResult:
         return "\n".join(lines)
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the summary as CSV; returns the path."""
-        path = Path(path)
+        """Write the summary as CSV, atomically (old table or new one); returns the path."""
         rows = self.summary()
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
+        return _write_csv(path, list(rows[0]), rows)
 
 
 RUN_COLUMNS = (
@@ -445,30 +442,37 @@ RUN_COLUMNS = (
 )
 
 
+def _write_csv(path: str | Path, columns: Sequence[str], rows: Sequence[dict]) -> Path:
+    """Rows as CSV at ``path``, written atomically (``gan_utils.core.atomic``)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buffer.getvalue())
+
+
 def write_runs_csv(runs: Sequence[ToyRun], path: str | Path, settings_text: str = "") -> Path:
     """One row per run (metrics, per-mode HQ counts, speed, a text of the settings), so a
-    sweep can be resumed or extended (``read_runs_csv``); returns the path."""
-    path = Path(path)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=RUN_COLUMNS)
-        writer.writeheader()
-        for run in runs:
-            m = run.metrics
-            writer.writerow(
-                {
-                    "variant": run.variant,
-                    "dataset": run.dataset,
-                    "seed": run.seed,
-                    **m.as_dict(),
-                    "hq_counts": " ".join(str(n) for n in m.hq_counts),
-                    "near_counts": " ".join(str(n) for n in m.near_counts),
-                    "steps_per_second": run.steps_per_second,
-                    "seconds": run.seconds,
-                    "diverged": int(run.diverged),
-                    "settings": settings_text,
-                }
-            )
-    return path
+    sweep can be resumed or extended (``read_runs_csv``); returns the path. Written
+    atomically: a sweep killed while saving keeps the previous table whole."""
+    rows = []
+    for run in runs:
+        m = run.metrics
+        rows.append(
+            {
+                "variant": run.variant,
+                "dataset": run.dataset,
+                "seed": run.seed,
+                **m.as_dict(),
+                "hq_counts": " ".join(str(n) for n in m.hq_counts),
+                "near_counts": " ".join(str(n) for n in m.near_counts),
+                "steps_per_second": run.steps_per_second,
+                "seconds": run.seconds,
+                "diverged": int(run.diverged),
+                "settings": settings_text,
+            }
+        )
+    return _write_csv(path, RUN_COLUMNS, rows)
 
 
 def read_runs_csv(path: str | Path) -> list[tuple[ToyRun, str]]:

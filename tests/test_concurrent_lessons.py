@@ -1,0 +1,205 @@
+"""Two lessons at once under one output root: no torn files, and one training per artifact.
+
+Real processes, started together (they wait for a "go" file after their imports):
+
+* two writers rewrite the same ``results.json`` and the same checkpoint again and again
+  while this process reads them: every read sees a complete, valid file (atomic writes,
+  ``gan_utils.core.atomic``);
+* two processes ask ``load_or_train`` for the same cached run: the first trains it under
+  its ``artifact_lock``, the second says it waits, then reuses the saved run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_utils.core.atomic import KILL_ENV
+from gan_utils.core.checkpoints import load_checkpoint
+from gan_utils.core.report import read_results_file
+
+RUN_ID = "98_concurrent@unknown@2026-01-01T00:00:00Z"
+VALUES = 50_000  # numbers per results.json (~400 kB: a torn write would be seen)
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch) -> Path:
+    path = (tmp_path / "root").resolve()
+    monkeypatch.setenv("GAN_UTILS_ROOT", str(path))
+    return path
+
+
+def start(code: str, root: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != KILL_ENV}
+    env.update(
+        OMP_NUM_THREADS="1", GAN_UTILS_ROOT=str(root), GAN_UTILS_OFFLINE="1", PYTHONUNBUFFERED="1"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_line(process: subprocess.Popen, text: str) -> str:
+    """Read the process's output until a line containing ``text`` (fails if it ends first)."""
+    while True:
+        line = process.stdout.readline()
+        if not line:
+            process.wait(timeout=60)
+            raise AssertionError(f"ended without {text!r}: {process.stderr.read()}")
+        if text in line:
+            return line
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, f"{out}\n{err}"
+    return out
+
+
+WRITER = f"""
+import sys, time
+from pathlib import Path
+import torch
+from gan_utils.core.checkpoints import save_checkpoint
+from gan_utils.core.report import show_results
+
+writer, rounds, checkpoint, go = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+values = [writer] * {VALUES}
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+for i in range(rounds):
+    show_results("98_concurrent", {{"writer": writer, "round": i, "values": values}},
+                 display=False, run_id="{RUN_ID}")
+    save_checkpoint(checkpoint, {{"writer": writer, "round": i,
+                                  "values": torch.full((100_000,), float(writer))}})
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_writers_of_one_results_file_and_checkpoint_never_tear_them(root, tmp_path):
+    results = root / "runs" / "98_concurrent" / "results.json"
+    checkpoint = root / "artifacts" / "shared.pt"
+    go = tmp_path / "go"
+    writers = [start(WRITER, root, str(w), "60", str(checkpoint), str(go)) for w in (1, 2)]
+    try:
+        for writer in writers:
+            wait_for_line(writer, "ready")
+        go.touch()
+        reads, seen = 0, set()
+        while any(w.poll() is None for w in writers):
+            if results.is_file():  # once published, a file is always whole
+                payload = read_results_file(results)["results"]
+                assert payload["values"] == [payload["writer"]] * VALUES
+                seen.add(("results", payload["writer"]))
+                reads += 1
+            if checkpoint.is_file():
+                saved = load_checkpoint(checkpoint)
+                assert torch.equal(saved["values"], torch.full((100_000,), float(saved["writer"])))
+                seen.add(("checkpoint", saved["writer"]))
+                reads += 1
+        for writer in writers:
+            assert "done" in finish(writer)
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+    assert reads >= 20, f"only {reads} reads while the writers ran"
+    assert {w for kind, w in seen if kind == "results"} == {1, 2}  # both writers were read
+    assert [p.name for p in results.parent.iterdir()] == ["results.json"]  # no leftovers
+
+
+TRAINER = """
+import sys, time
+from pathlib import Path
+import torch
+from gan_utils.core.loop import every
+from gan_utils.images.classifier import DigitClassifier
+from gan_utils.images.recipe import lesson04_config, load_or_train
+
+go, out = Path(sys.argv[1]), Path(sys.argv[2])
+torch.set_num_threads(1)
+
+def hold_until_go(state):  # observes only: training is the same without it
+    while not go.exists():
+        time.sleep(0.02)
+
+config = lesson04_config("dense", 2, 3, 2, batch_size=8, seed=3, eval_samples=50,
+                         num_images=32, device="cpu")
+torch.manual_seed(1)
+digits = torch.rand(32, 1, 28, 28) * 2 - 1
+torch.manual_seed(123)
+classifier = DigitClassifier(width=4, feature_dim=8).eval()
+run = load_or_train(config, digits, classifier, callbacks=[every(1, hold_until_go)])
+torch.save(run.generator.state_dict(), out)
+print("RESULT", "reused" if run.reused else "trained", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_lessons_asking_for_the_same_run_train_it_once(root, tmp_path):
+    go = tmp_path / "go"
+    first = start(TRAINER, root, str(go), str(tmp_path / "first.pt"))
+    second = None
+    try:
+        # the first holds the artifact's lock from its cache miss until it has saved the run
+        wait_for_line(first, "not reused (no saved run); training it here")
+        second = start(TRAINER, root, str(go), str(tmp_path / "second.pt"))
+        waiting = wait_for_line(second, "waiting for it")
+        assert "04_vanilla_gan" in waiting and ".lock" in waiting
+        go.touch()
+        assert "RESULT trained" in finish(first)
+        out = finish(second)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert "RESULT reused" in out and "training it here" not in out
+    a, b = torch.load(tmp_path / "first.pt"), torch.load(tmp_path / "second.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    saved = root / "artifacts" / "models" / "04_vanilla_gan"
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "dense-non_saturating-z2-seed3.pt",
+        "dense-non_saturating-z2-seed3.pt.lock",
+    ]
+
+
+def test_the_second_process_waits_only_while_the_lock_is_held(tmp_path):
+    from gan_utils.core.atomic import artifact_lock
+
+    messages = []
+    path = tmp_path / "artifact.pt"
+    with artifact_lock(path, messages.append):
+        pass
+    with artifact_lock(path, messages.append):  # released: taken again at once
+        pass
+    go = tmp_path / "go"
+    holder = start(
+        "import sys, time\nfrom gan_utils.core.atomic import artifact_lock\n"
+        "with artifact_lock(sys.argv[1]):\n    print('held', flush=True)\n"
+        "    while not __import__('os').path.exists(sys.argv[2]):\n        time.sleep(0.02)",
+        tmp_path,
+        str(path),
+        str(go),
+    )
+    try:
+        wait_for_line(holder, "held")
+        threading.Timer(0.5, go.touch).start()  # the holder lets go while this one waits
+        with artifact_lock(path, messages.append):
+            assert go.exists()  # taken only after the holder released it
+        finish(holder)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert len(messages) == 1 and str(path) in messages[0] and "waiting" in messages[0]
