@@ -31,8 +31,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _no_runs(monkeypatch) -> None:
-    monkeypatch.setattr(ls, "run_lesson", _fail_if_called)
-    monkeypatch.setattr(ls, "run_jobs", _fail_if_called)
+    monkeypatch.setattr(ls.sweep, "run_lesson", _fail_if_called)
+    monkeypatch.setattr(ls.sweep, "run_jobs", _fail_if_called)
 
 
 # ---- values and grids ------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def test_file_names_come_from_the_parameters_and_are_safe_and_distinct():
     assert ls.run_file_stem({}) == "defaults"
     long = ls.run_file_stem({"label": "x" * 500})
     assert len(long) <= ls.MAX_STEM and long != ls.run_file_stem({"label": "x" * 499})
-    names = ls._file_names([{"a": "x/y"}, {"a": "x_y"}, {"a": 1}])
+    names = ls.files._file_names([{"a": "x/y"}, {"a": "x_y"}, {"a": 1}])
     assert names == ["a=x_y-0.ipynb", "a=x_y-1.ipynb", "a=1.ipynb"]
 
 
@@ -232,7 +232,7 @@ def _fake_result(parameters, failed):
 
 
 def test_a_sweep_writes_rows_in_grid_order_notebooks_and_tables(monkeypatch, tmp_path):
-    monkeypatch.setattr(ls, "run_lesson", _fake_run)
+    monkeypatch.setattr(ls.sweep, "run_lesson", _fake_run)
     seen = []
     grid = ls.expand_grid({"seed": [0, 1, 2], "device": ["cpu"]})
     rows = ls.sweep_lesson(LESSON01, grid, out=tmp_path, name="fake", on_row=seen.append)
@@ -269,7 +269,7 @@ def test_a_sweep_writes_rows_in_grid_order_notebooks_and_tables(monkeypatch, tmp
 
 def test_a_run_whose_worker_died_is_a_failed_row_without_a_notebook():
     failure = JobFailure(0, (), "its worker process died 2 times", "exit -9", 2, True)
-    outcome = ls._outcome(failure, {"seed": 5})
+    outcome = ls.job._outcome(failure, {"seed": 5})
     rows, left_out = ls.table_rows([outcome], [None])
     assert rows == [
         {"seed": 5, "status": "failed", "wall_time_s": None, "notebook": None, "cell": None,
@@ -279,7 +279,7 @@ def test_a_run_whose_worker_died_is_a_failed_row_without_a_notebook():
 
 
 def test_the_command_prints_each_failure_and_exits_1(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(ls, "run_lesson", _fake_run)
+    monkeypatch.setattr(ls.sweep, "run_lesson", _fake_run)
     code = ls.main([str(LESSON01), "-p", "seed", "0", "1", "--out", str(tmp_path), "--name", "f"])
     assert code == 1
     printed = capsys.readouterr().out
@@ -299,7 +299,7 @@ def _stand_in(monkeypatch, failing=()):
         calls.append(dict(parameters))
         return _fake_result(parameters, failed=parameters.get("seed") in failing)
 
-    monkeypatch.setattr(ls, "run_lesson", run)
+    monkeypatch.setattr(ls.sweep, "run_lesson", run)
     return calls
 
 
