@@ -283,10 +283,18 @@ def test_train_killed_after_a_step_resumes_to_the_uninterrupted_parameters(root,
 
 
 # ---- 4. Ctrl-C keeps the last checkpoint and says how to resume -------------------------------
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, so that Python installs its Ctrl-C handler
+    even when the test suite runs as a background job (whose shell ignores SIGINT, an
+    ignoring that children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_after_first_checkpoint(args: list[str], env, checkpoint: Path) -> str:
     process = subprocess.Popen(
-        [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=_default_sigint,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while not checkpoint.is_file():  # polled: the signal comes once a checkpoint exists
