@@ -8,10 +8,17 @@ STAMP := $(VENV)/.installed
 LESSONS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-# One OpenMP thread per process: the lessons' networks are small, and on a 2-core machine
-# two spinning threads per kernel were measured 5-20x slower once anything else runs.
-# Override with `make run OMP_NUM_THREADS=4` on a larger machine.
-export OMP_NUM_THREADS ?= 1
+# Threads (measured on the 2-core development machine, README "Threads and workers"):
+# `make run` leaves them to the lessons' threads="auto" (every usable core for a lesson
+# alone; lesson 02's two workers one each), which ran lesson 04's DCGAN step 1.28x faster
+# on an idle machine. The commands that promise equal numbers pin one thread per process:
+# the tests, the refresh of the committed results, the reference models and the bench
+# (same seed, same numbers needs the same thread count; one thread also keeps a shared
+# machine usable: two spinning threads per kernel ran 5-20x slower next to other work).
+# An OMP_NUM_THREADS in your environment wins everywhere.
+PINNED_THREADS ?= 1
+
+test test-unit test-notebooks test-browser refresh readme pretrain bench: export OMP_NUM_THREADS ?= $(PINNED_THREADS)
 
 .PHONY: setup run refresh readme pretrain bench test test-unit test-notebooks test-browser browser-deps lint format lab clean
 
