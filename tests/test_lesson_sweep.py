@@ -602,3 +602,44 @@ def test_a_sweep_on_a_dask_cluster_gives_the_results_of_one_worker(local_cluster
             k: v for k, v in serial.items() if k not in skip
         }
     assert len(list((out / "on_dask").glob("*.ipynb"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_a_sweep_killed_between_two_runs_resumes_with_append_to_the_uninterrupted_table(
+    tmp_path,
+):
+    """kill -9 (the GAN_UTILS_KILL_AT hook of core.atomic) while the table of the second
+    run is being published; the same command with --append then runs only what is missing."""
+    import csv
+    import signal
+    import subprocess
+    import sys
+
+    notebook = _synthetic_notebook(tmp_path)
+    env = {**os.environ, "GAN_UTILS_ROOT": str(tmp_path / "root"), "OMP_NUM_THREADS": "1"}
+    env.pop("GAN_UTILS_KILL_AT", None)
+
+    def sweep(out: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "gan_utils.core.lesson_sweep", str(notebook)]
+        command += ["-p", "x", "1", "2", "3", "--out", str(out), *extra]
+        run_env = {**env, **({"GAN_UTILS_KILL_AT": kill} if kill else {})}
+        return subprocess.run(command, env=run_env, capture_output=True, text=True, timeout=600)
+
+    def table(out: Path) -> list[dict]:
+        with (out / "synthetic_sweep.csv").open() as file:
+            return [
+                {k: row[k] for k in ("x", "status", "double", "label")}
+                for row in csv.DictReader(file)
+            ]
+
+    killed = sweep(tmp_path / "killed", kill="write:synthetic_sweep.csv:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [row["x"] for row in table(tmp_path / "killed")] == ["1"]  # the first run kept
+    resumed = sweep(tmp_path / "killed", "--append")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "already holds 1 of them" in resumed.stdout and "2 will run" in resumed.stdout
+    whole = sweep(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    assert table(tmp_path / "killed") == table(tmp_path / "whole")
+    assert [row["double"] for row in table(tmp_path / "whole")] == ["2", "4", "6"]
