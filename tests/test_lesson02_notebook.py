@@ -9,6 +9,7 @@ from gan_utils.core.compare import gap_word
 from gan_utils.core.paths import PROJECT_ROOT
 from gan_utils.core.report import notebook_results
 from gan_utils.toy import collapse as tc
+from gan_utils.toy.runs import verdicts_text
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "02_toy_mode_collapse.ipynb"
 
@@ -104,3 +105,19 @@ def test_committed_lesson_explains_dips_with_the_snapshots_own_hq():
         for dip in dips:  # the printed dip is a real snapshot of the run's second part
             assert 0 <= dip["modes"] <= 8 and 0 <= dip["hq_percent"] <= 100
             assert dip["step"] >= r["num_steps"] // 4
+
+
+def test_committed_lesson_states_the_remedies_at_the_repository_setting():
+    r = committed()
+    sweep = tc.committed_sweep("toy_remedies_repository").result
+    assert set(r["remedy_beats_plain_repository_setting"]) == {
+        "pacgan2",
+        "pacgan4",
+        "minibatch_std",
+    }
+    for name, wins in r["remedy_beats_plain_repository_setting"].items():
+        assert sweep.row(name, "wide_ring")["num_seeds"] >= 5, name
+        assert wins == tc.beats(sweep, name, "minimax", "wide_ring"), name
+    plain = sweep.row("minimax", "wide_ring")
+    assert plain["num_seeds"] >= 5
+    assert r["plain_verdicts_repository_setting"] == verdicts_text(plain)
