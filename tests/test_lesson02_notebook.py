@@ -121,3 +121,12 @@ def test_committed_lesson_states_the_remedies_at_the_repository_setting():
     plain = sweep.row("minimax", "wide_ring")
     assert plain["num_seeds"] >= 5
     assert r["plain_verdicts_repository_setting"] == verdicts_text(plain)
+
+
+def test_committed_lesson_says_whether_the_repository_setting_gaps_are_clear():
+    r = committed()
+    sweep = tc.committed_sweep("toy_remedies_repository").result
+    plain = sweep.row("minimax", "wide_ring")
+    for name, word in r["remedy_clear_modes_repository_setting"].items():
+        row = sweep.row(name, "wide_ring")
+        assert word == gap_word(tc.clear_difference(row, plain, "modes_covered")), name
