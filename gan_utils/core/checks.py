@@ -112,6 +112,22 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     return value
 
 
+def as_real_tensor(name: str, value: Any) -> Tensor:
+    """``value`` (a tensor, array or nested sequence of real numbers) as a tensor, dtype
+    and device as given; a TypeError naming ``name`` for anything else (strings, None,
+    booleans, complex). Callers convert it to the dtype they compute in."""
+    allowed = f"{name} must be a tensor, array or sequence of real numbers"
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{allowed}, got {value!r} ({type(value).__name__})")
+    try:
+        tensor = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{allowed}, got {type(value).__name__}") from error
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{allowed}, got values of dtype {tensor.dtype}")
+    return tensor
+
+
 def check_tensor(
     name: str,
     value: Any,
@@ -163,6 +179,7 @@ def check_tensor(
 
 
 __all__ = [
+    "as_real_tensor",
     "check_bool",
     "check_choice",
     "check_int",

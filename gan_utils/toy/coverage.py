@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_int, check_number
+from ..core.checks import as_real_tensor, check_int, check_number
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, every
 from ..core.train import TrainState
@@ -73,18 +73,8 @@ class ModeCoverage:
 
 
 def _as_points(name: str, value: Tensor | np.ndarray) -> Tensor:
-    """``value`` (a tensor, array or nested sequence of real numbers) as a float64 CPU
-    tensor; a TypeError naming ``name`` for anything else (strings, None, booleans, complex)."""
-    allowed = f"{name} must be a tensor or array of real numbers"
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{allowed}, got {value!r} ({type(value).__name__})")
-    try:
-        tensor = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise TypeError(f"{allowed}, got {type(value).__name__}") from error
-    if tensor.dtype == torch.bool or tensor.is_complex():
-        raise TypeError(f"{allowed}, got values of dtype {tensor.dtype}")
-    return tensor.detach().to("cpu", torch.float64)
+    """``value`` as a float64 CPU tensor (``core.checks.as_real_tensor`` checks it)."""
+    return as_real_tensor(name, value).detach().to("cpu", torch.float64)
 
 
 def _check_centres(c: Tensor) -> None:

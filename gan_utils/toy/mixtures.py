@@ -19,22 +19,12 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..core.checks import check_choice, check_int, check_number, check_tensor
+from ..core.checks import as_real_tensor, check_choice, check_int, check_number, check_tensor
 
 
 def _as_float_tensor(name: str, value) -> Tensor:
-    """``value`` (a tensor, array or nested sequence of real numbers) as a float32 tensor;
-    a TypeError naming ``name`` for anything else (strings, None, booleans, complex)."""
-    allowed = f"{name} must be a tensor, array or sequence of real numbers"
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"{allowed}, got {value!r} ({type(value).__name__})")
-    try:
-        tensor = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise TypeError(f"{allowed}, got {type(value).__name__}") from error
-    if tensor.dtype == torch.bool or tensor.is_complex():
-        raise TypeError(f"{allowed}, got values of dtype {tensor.dtype}")
-    return tensor.to(torch.float32)
+    """``value`` as a float32 tensor (``core.checks.as_real_tensor`` checks it)."""
+    return as_real_tensor(name, value).to(torch.float32)
 
 
 def _check_finite(name: str, value: Tensor) -> None:
