@@ -73,6 +73,12 @@ class ClusterUnavailable(RuntimeError):
     """The Dask scheduler could not be reached."""
 
 
+def runs_here(workers: int, num_jobs: int, cluster: str | None = None) -> bool:
+    """Whether ``run_jobs`` makes the calls in this process (no cluster, and one worker or
+    at most one job): then results need not be picklable."""
+    return cluster_address(cluster) is None and (workers == 1 or num_jobs <= 1)
+
+
 def cluster_address(cluster: str | None = None) -> str | None:
     """``cluster``, else ``$GAN_UTILS_CLUSTER``, else None (run on this machine)."""
     if cluster is None:
@@ -148,7 +154,7 @@ def run_jobs(
     address = cluster_address(cluster)
     if address is not None:
         _run_on_dask(function, jobs, address, threads, results, keep_going, retries)
-    elif workers == 1 or len(jobs) <= 1:
+    elif runs_here(workers, len(jobs), cluster):
         _run_here(function, jobs, results, keep_going)
     else:
         count = min(workers, len(jobs))
@@ -378,4 +384,5 @@ __all__ = [
     "cluster_address",
     "dask_client",
     "run_jobs",
+    "runs_here",
 ]

@@ -31,7 +31,7 @@ from ..core.checks import (
     check_number,
     check_probability,
 )
-from ..core.executor import cluster_address, run_jobs
+from ..core.executor import run_jobs, runs_here
 from ..core.history import History
 from ..core.latent import fixed_latents, generate
 from ..core.loop import Callback, DivergenceError, every
@@ -563,8 +563,7 @@ def train_many(
     for _, dataset, _, settings in jobs:
         get_toy_dataset(dataset)  # fail before training on a bad name
         (settings or ToySettings()).validate()
-    here = cluster_address(cluster) is None and (workers == 1 or len(jobs) <= 1)
-    function = train_toy if here else _train_toy_in_worker
+    function = train_toy if runs_here(workers, len(jobs), cluster) else _train_toy_in_worker
     return run_jobs(
         function, jobs, workers, cluster=cluster, threads=threads, on_result=on_run,
         keep_going=keep_going,
