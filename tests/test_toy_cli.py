@@ -101,6 +101,8 @@ def test_all_selects_the_ten_variants_and_flags_set_the_settings():
         (["--clip_weights", "-0.1"], ["--clip_weights", ">= 0"]),
         (["--depth", "-1"], ["--depth", "integer >= 0"]),
         (["--preset", "huge"], ["--preset", "lesson", "repository"]),
+        (["--lr_d", "0"], ["--lr_d", "number > 0"]),
+        (["--betas", "0.5", "1"], ["--betas", "[0, 1)"]),
         (["--threads", "0"], ["--threads", "must be an integer >= 1, got 0"]),
         (["--threads", "many"], ["--threads", "'many'"]),
     ],

@@ -388,6 +388,17 @@ def test_paper_optimizers_replace_the_shared_optimiser_for_the_wasserstein_famil
     assert paper.n_critic == shared.n_critic  # only the optimiser changes
 
 
+def test_a_separate_critic_learning_rate_reaches_only_the_critic():
+    from gan_utils.toy.cli import build_parser, settings_from_args
+
+    args = build_parser().parse_args(["--lr", "1e-3", "--lr_d", "1e-4", "--betas", "0.5", "0.999"])
+    settings = settings_from_args(args)
+    config = toy_train_config(get_variant("unrolled5"), 0, settings)
+    assert (config.lr_g, config.lr_d, tuple(config.betas)) == (1e-3, 1e-4, (0.5, 0.999))
+    shared = toy_train_config(get_variant("unrolled5"), 0, ToySettings(lr=2e-3))
+    assert (shared.lr_g, shared.lr_d) == (2e-3, 2e-3)  # lr_d=None: the critic shares lr
+
+
 def test_paper_optimizers_flag_of_gan_toy_reaches_the_settings():
     from gan_utils.toy.cli import build_parser, settings_from_args
 

@@ -100,6 +100,18 @@ def check_bool(name: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_betas(name: str, value: Any) -> tuple[float, float]:
+    """Adam's ``(beta1, beta2)``: a pair of numbers in [0, 1); returns it as a tuple."""
+    allowed = "a pair (beta1, beta2) of numbers in [0, 1)"
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be {allowed}, got {value!r}")
+    if len(value) != 2:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return tuple(
+        check_number(f"{name}[{i}]", beta, 0, 1, max_open=True) for i, beta in enumerate(value)
+    )
+
+
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
     """One of ``choices``; a value of another type than the choices' is a TypeError."""
     choices = tuple(choices)
@@ -180,6 +192,7 @@ def check_tensor(
 
 __all__ = [
     "as_real_tensor",
+    "check_betas",
     "check_bool",
     "check_choice",
     "check_int",

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from .checkpoints import load_checkpoint, rng_state, set_rng_state
 from .checks import (
+    check_betas,
     check_bool,
     check_choice,
     check_int,
@@ -119,16 +120,7 @@ class TrainConfig:
         check_choice("latent_prior", self.latent_prior, LATENT_PRIORS)
         for name in ("lr_g", "lr_d"):
             check_number(name, getattr(self, name), minimum=0, min_open=True)
-        if not isinstance(self.betas, (tuple, list)):
-            raise TypeError(
-                f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {self.betas!r}"
-            )
-        if len(self.betas) != 2:
-            raise ValueError(
-                f"betas must be a pair (beta1, beta2) of numbers in [0, 1), got {self.betas!r}"
-            )
-        for i, beta in enumerate(self.betas):
-            check_number(f"betas[{i}]", beta, 0, 1, max_open=True)
+        check_betas("betas", self.betas)
         if self.clip_value is not None:
             check_number("clip_value", self.clip_value, minimum=0, min_open=True)
         check_number("gp_weight", self.gp_weight, minimum=0)

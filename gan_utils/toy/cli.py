@@ -14,6 +14,7 @@ Examples::
     gan-toy --loss wasserstein-gp --topk --dataset grid --steps 5000 --gif
     gan-toy --preset repository --loss standard --dataset wide_ring
     gan-toy --loss minimax remedies --d_updates 5 --dataset ring --seeds 0 1 2 3 4
+    gan-toy --loss minimax unrolled5 --lr 1e-3 --lr_d 1e-4 --betas 0.5 0.999 --dataset ring
 
 Prints the metrics table (mean +/- std over seeds) and writes ``<out>/<name>.md`` (with
 the commands and their wall times), ``<out>/<name>.csv`` (the table),
@@ -110,6 +111,10 @@ def _unit_interval(text: str) -> float:
     return _argument(text, float, check_number, minimum=0, maximum=1, min_open=True)
 
 
+def _beta(text: str) -> float:
+    return _argument(text, float, check_number, minimum=0, maximum=1, max_open=True)
+
+
 def _non_negative_float(text: str) -> float:
     return _argument(text, float, check_number, minimum=0)
 
@@ -149,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--d_updates", type=_positive_int,
         help="critic steps per generator step (default: 5 for the Wasserstein family, else 1)")  # fmt: skip
     add("--lr", type=_positive_float, help=f"learning rate of G and D (lesson: {lesson.lr})")
+    add("--lr_d", type=_positive_float,
+        help="the critic's own learning rate (default: --lr; Metz et al.'s unrolled GAN "
+        "setting: --lr 1e-3 --lr_d 1e-4)")  # fmt: skip
+    add("--betas", type=_beta, nargs=2, metavar=("BETA1", "BETA2"),
+        help=f"Adam's betas, each in [0, 1) (lesson: {' '.join(map(str, lesson.betas))})")  # fmt: skip
     add("--optimizer", choices=list(OPTIMIZERS), help="optimiser (lesson: adam)")
     add("--lr_decay_from", type=_fraction, default=argparse.SUPPRESS,
         help="decay the lr linearly to 0 from this share of the steps on; 'none': constant "
@@ -209,6 +219,8 @@ def settings_from_args(args: argparse.Namespace) -> ToySettings:
         "latent_dim": args.latent_size,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "lr_d": args.lr_d,
+        "betas": tuple(args.betas) if args.betas is not None else None,
         "optimizer": args.optimizer,
         "width": args.width,
         "depth": args.depth,
@@ -266,6 +278,7 @@ def _describe(settings: ToySettings) -> str:
         f"{settings.num_steps} generator steps, batch {settings.batch_size}, "
         f"{settings.depth}x{settings.width} MLPs, latent {settings.latent_dim}, "
         f"{settings.optimizer} lr {settings.lr:g}"
+        + (f" (critic {settings.lr_d:g})" if settings.lr_d not in (None, settings.lr) else "")
         + (f" betas {tuple(settings.betas)}" if settings.optimizer == "adam" else "")
         + (
             f", lr decayed linearly to 0 from step {int(settings.lr_decay_from * settings.num_steps)}"

@@ -25,6 +25,7 @@ from torch.nn.utils import parametrize
 
 from ..core.atomic import atomic_write_text
 from ..core.checks import (
+    check_betas,
     check_bool,
     check_choice,
     check_int,
@@ -54,7 +55,8 @@ class ToySettings:
     width: int = 128  # units per hidden layer of G and D
     depth: int = 3  # hidden layers of G and D (the repository: 4 x 256)
     optimizer: str = "adam"  # "adam", "rmsprop" (the repository: lr 1e-4) or "sgd"
-    lr: float = 1e-3  # learning rate of G and D
+    lr: float = 1e-3  # learning rate of G (and of D unless ``lr_d`` is set)
+    lr_d: float | None = None  # the critic's learning rate (None: ``lr``; Metz et al.: lr / 10)
     betas: tuple[float, float] = (0.5, 0.9)  # Adam's betas
     lr_decay_from: float | None = 0.5  # lr decays linearly to 0 after this share (None: off)
     paper_optimizers: bool = False  # variants with a paper's optimiser use it (not ``lr``...)
@@ -87,6 +89,9 @@ class ToySettings:
                 check_int(name, getattr(self, name), minimum=1)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_number("lr", self.lr, minimum=0, min_open=True)
+        if self.lr_d is not None:
+            check_number("lr_d", self.lr_d, minimum=0, min_open=True)
+        check_betas("betas", self.betas)
         if self.clip_value is not None:
             check_number("clip_value", self.clip_value, minimum=0, min_open=True)
         if self.lr_decay_from is not None:
@@ -175,7 +180,7 @@ def toy_train_config(variant: Variant, seed: int, settings: ToySettings) -> Trai
         "batch_size": settings.batch_size,
         "num_steps": settings.num_steps,
         "lr_g": settings.lr,
-        "lr_d": settings.lr,
+        "lr_d": settings.lr if settings.lr_d is None else settings.lr_d,
         "betas": tuple(settings.betas),
         "optimizer": settings.optimizer,
         "topk_gamma": settings.topk_gamma,
