@@ -41,6 +41,13 @@ steps. The update u continues the critic's optimiser at its current learning rat
 any decay) and from its current state: Adam from its moments (with
 :math:`\sqrt{\hat v + \epsilon^2}` in place of :math:`\sqrt{\hat v} + \epsilon` so that it is
 differentiable at v = 0), RMSprop likewise, SGD plain.
+
+The look-ahead's sensitivity to G grows as :math:`\eta / \sqrt{\hat v}`: the derivative of
+Adam's step :math:`\eta\, \hat m / \sqrt{\hat v + \epsilon^2}` with respect to the current
+gradient is of order :math:`\eta (1 - \beta_1) / \sqrt{\hat v}` for a weight whose running
+squared gradient :math:`\hat v` is small, so weights that have seen almost no gradient
+dominate G's gradient when the critic's learning rate is large. Metz et al. ran the critic
+at a tenth of the generator's rate; lesson 02 measures the unrolled GAN at both.
 """
 
 from __future__ import annotations
