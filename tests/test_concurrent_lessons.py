@@ -6,7 +6,8 @@ Real processes, started together (they wait for a "go" file after their imports)
   while this process reads them: every read sees a complete, valid file (atomic writes,
   ``gan_utils.core.atomic``);
 * two processes ask ``load_or_train`` for the same cached run: the first trains it under
-  its ``artifact_lock``, the second says it waits, then reuses the saved run.
+  its ``artifact_lock``, the second says it waits, then reuses the saved run;
+* two processes add reference entries to one manifest at once: every entry is kept.
 """
 
 from __future__ import annotations
@@ -203,3 +204,38 @@ def test_the_second_process_waits_only_while_the_lock_is_held(tmp_path):
         if holder.poll() is None:
             holder.kill()
     assert len(messages) == 1 and str(path) in messages[0] and "waiting" in messages[0]
+
+
+RECORDER = """
+import sys, time
+from pathlib import Path
+from gan_utils.images.references import update_manifest
+
+writer, entries, folder, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+for i in range(entries):
+    update_manifest(lambda m: m["runs"].__setitem__(f"{writer}-{i}", {"round": i}), folder)
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_recording_references_at_once_keep_every_entry(tmp_path):
+    from gan_utils.images.references import read_manifest
+
+    folder, go = tmp_path / "pretrained", tmp_path / "go"
+    recorders = [start(RECORDER, tmp_path, w, "40", str(folder), str(go)) for w in "ab"]
+    try:
+        for recorder in recorders:
+            wait_for_line(recorder, "ready")
+        go.touch()
+        for recorder in recorders:
+            assert "done" in finish(recorder)
+    finally:
+        for recorder in recorders:
+            if recorder.poll() is None:
+                recorder.kill()
+    runs = read_manifest(folder)["runs"]
+    assert sorted(runs) == sorted(f"{w}-{i}" for w in "ab" for i in range(40))

@@ -15,7 +15,8 @@ registry are skipped; the others train. The classifier comes first (it scores th
   evaluation (``steps_per_epoch``, a multiple of the history and NU-GAN intervals); killed and started again with the same command, it
   continues from there and ends with the same files (a resumed run is bit-identical).
   A finished run is written at once (atomically) with its manifest entry, so a sweep
-  stopped half-way keeps every run that finished. Every file is written through
+  stopped half-way keeps every run that finished; the entry goes in under the manifest's
+  lock (``references.update_manifest``), so two commands at once keep both entries. Every file is written through
   ``gan_utils.core.atomic``: a ``kill -9`` at any moment leaves each file whole (old or
   new), and the same command resumes (tested with ``GAN_UTILS_KILL_AT=step:K``). Ctrl-C
   keeps the checkpoint and prints the command that resumes.
@@ -86,6 +87,7 @@ from .references import (
     run_payload,
     sha256_of,
     stale_references,
+    update_manifest,
     verified_path,
     write_manifest,
 )
@@ -435,9 +437,7 @@ def _record(folder: Path, entry: dict[str, Any], log) -> dict[str, Any]:
                 f"sha256 {expected}; nothing was written: run the command again"
             )
         atomic_write_bytes(folder / file, content)
-    manifest = read_manifest(folder)
-    manifest["runs"][name] = entry
-    write_manifest(manifest, folder)
+    manifest = update_manifest(lambda m: m["runs"].__setitem__(name, entry), folder)
     size = sum(f["bytes"] for f in entry["files"].values())
     log(f"{name}: written ({size / 1e6:.2f} MB, {entry['wall_seconds']:.0f} s)")
     return manifest
@@ -449,10 +449,7 @@ def _record_floors(folder: Path) -> dict[str, Any]:
     train, test = _data()
     real = RealDigits.build(classifier, train, test)
     floors = {"data": _data_record(train, test), "metrics": real_digit_floors(classifier, real)}
-    manifest = read_manifest(folder)
-    manifest["real_digits"] = floors
-    write_manifest(manifest, folder)
-    return manifest
+    return update_manifest(lambda m: m.__setitem__("real_digits", floors), folder)
 
 
 def check(

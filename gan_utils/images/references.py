@@ -37,7 +37,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.atomic import atomic_write_text
+from ..core.atomic import artifact_lock, atomic_write_text
 from ..core.checks import check_int
 from ..core.compare import clear_gap, plural, span
 from ..core.compare import pooled_std_of as pooled_std  # of per-seed values
@@ -267,6 +267,22 @@ def write_manifest(manifest: dict[str, Any], folder: Path | None = None) -> Path
     }
     text = json.dumps({**manifest, "format": FORMAT, "runs": ordered}, indent=1, sort_keys=False)
     return atomic_write_text(folder / MANIFEST, text + "\n")
+
+
+def update_manifest(
+    change: Callable[[dict[str, Any]], None], folder: Path | None = None
+) -> dict[str, Any]:
+    """Read the manifest, ``change`` it in place and write it back, all under the
+    manifest's lock (``core.atomic.artifact_lock`` on ``manifest.json.lock``): two
+    processes recording references at once both keep their entries, where a plain read
+    and write would let the later writer drop the earlier one's. Returns the new manifest."""
+    folder = folder or pretrained_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with artifact_lock(folder / MANIFEST, log=lambda _message: None):
+        manifest = read_manifest(folder)
+        change(manifest)
+        write_manifest(manifest, folder)
+    return manifest
 
 
 def config_record(reference: Reference) -> dict[str, Any]:
@@ -713,5 +729,6 @@ __all__ = [
     "score_images",
     "stale_references",
     "verified_path",
+    "update_manifest",
     "write_manifest",
 ]
