@@ -7,7 +7,8 @@ Real processes, started together (they wait for a "go" file after their imports)
   ``gan_utils.core.atomic``);
 * two processes ask ``load_or_train`` for the same cached run: the first trains it under
   its ``artifact_lock``, the second says it waits, then reuses the saved run;
-* two processes add reference entries to one manifest at once: every entry is kept.
+* two processes add reference entries to one manifest at once: every entry is kept;
+* two processes ask for the lesson-03 classifier: one trains it, the other loads it.
 """
 
 from __future__ import annotations
@@ -239,3 +240,51 @@ def test_two_processes_recording_references_at_once_keep_every_entry(tmp_path):
                 recorder.kill()
     runs = read_manifest(folder)["runs"]
     assert sorted(runs) == sorted(f"{w}-{i}" for w in "ab" for i in range(40))
+
+
+CLASSIFIER = """
+import sys, time
+from pathlib import Path
+import torch
+import gan_utils.images.classifier as classifier_module
+from gan_utils.images.classifier import ClassifierConfig, load_or_train_classifier
+from gan_utils.images.mnist import load_mnist
+
+go, path, role = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(1)
+train_now = classifier_module.train_classifier
+
+def train_after_go(*args, **kwargs):  # observes only: the training is the same
+    if role == "second":  # it must wait and load: training here is the failure
+        sys.exit("the second process trained the classifier too")
+    while not go.exists():
+        time.sleep(0.02)
+    return train_now(*args, **kwargs)
+
+classifier_module.train_classifier = train_after_go
+train = load_mnist("train", verbose=False).subset(range(200))
+test = load_mnist("test", verbose=False).subset(range(100))
+config = ClassifierConfig(num_steps=4, batch_size=16, width=4, feature_dim=8, eval_every=2)
+model = load_or_train_classifier(config, train, test, path=path, device="cpu")
+print("RESULT", "trained" if model.record.trained_now else "loaded", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_asking_for_the_classifier_train_it_once(root, tmp_path):
+    go, path = tmp_path / "go", tmp_path / "classifier.pt"
+    first = start(CLASSIFIER, root, str(go), str(path), "first")
+    second = None
+    try:
+        wait_for_line(first, "Training the digit classifier")  # holds the lock until saved
+        second = start(CLASSIFIER, root, str(go), str(path), "second")
+        waiting = wait_for_line(second, "waiting for it")
+        assert "classifier.pt" in waiting
+        go.touch()
+        assert "RESULT trained" in finish(first)
+        out = finish(second)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert "RESULT loaded" in out and "Training the digit classifier" not in out

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..core.atomic import artifact_lock
 from ..core.checkpoints import (
     load_checkpoint,
     rng_state,
@@ -342,6 +343,8 @@ def load_or_train_classifier(
 
     It is retrained when the checkpoint is missing, unreadable, or was made from other
     data (its stored fingerprints differ) or with other settings, or when ``retrain``.
+    Two processes asking at once train it once: the second waits on the checkpoint's
+    ``artifact_lock`` and loads what the first saved.
 
     Args:
         config: the settings (default ``ClassifierConfig()``, what lesson 03 uses).
@@ -365,24 +368,26 @@ def load_or_train_classifier(
         Path(path) if path is not None else default_checkpoint_path(config, train_data, test_data)
     )
     wanted = {"train": train_data.fingerprint, "test": test_data.fingerprint}
-
-    reason = "retrain=True was asked for" if retrain else None
-    if reason is None:
-        checkpoint, reason = _read_matching(path, config, wanted)
-        if checkpoint is not None:
-            model = classifier_from_payload(checkpoint, path, device)
-            if verbose:
-                print(
-                    f"Loaded the digit classifier from {display_path(path)} (test accuracy "
-                    f"{100 * model.record.test_accuracy:.1f} % on {model.record.n_test:,} "
-                    f"{model.record.source} test digits)."
-                )
-            return model
-    if verbose:
-        print(f"Training the digit classifier ({reason}).")
-    model = train_classifier(train_data, test_data, config, device=device, verbose=verbose)
+    # under the checkpoint's lock: a second process asking at the same time waits for
+    # the first to save the model, then loads it instead of training it again
+    with artifact_lock(path, print if verbose else (lambda _message: None)):
+        reason = "retrain=True was asked for" if retrain else None
+        if reason is None:
+            checkpoint, reason = _read_matching(path, config, wanted)
+            if checkpoint is not None:
+                model = classifier_from_payload(checkpoint, path, device)
+                if verbose:
+                    print(
+                        f"Loaded the digit classifier from {display_path(path)} (test accuracy "
+                        f"{100 * model.record.test_accuracy:.1f} % on {model.record.n_test:,} "
+                        f"{model.record.source} test digits)."
+                    )
+                return model
+        if verbose:
+            print(f"Training the digit classifier ({reason}).")
+        model = train_classifier(train_data, test_data, config, device=device, verbose=verbose)
+        save_checkpoint(path, classifier_payload(model))
     record = model.record
-    save_checkpoint(path, classifier_payload(model))
     record.path = path
     if verbose:
         print(
