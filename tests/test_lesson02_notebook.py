@@ -217,3 +217,29 @@ def test_committed_lesson_states_the_remedies_on_the_collapsing_least_squares_ga
             "hq": gap_word(tc.clear_difference(row, plain, "high_quality_percent")),
             "verdicts": verdicts_text(row),
         }, name
+
+
+def test_committed_lesson_separates_the_critic_rate_from_its_step_count():
+    stated = committed()["unrolled_fast_critic"]
+    sweep = tc.committed_sweep("toy_unrolled_fast_critic")
+    assert "adam lr 0.001 betas" in sweep.settings and "n_critic 1" in sweep.settings
+    assert "critic 0.0001" not in sweep.settings  # the critic at the generator's rate
+    plain, unrolled5 = sweep.result.row("minimax", "ring"), sweep.result.row("unrolled5", "ring")
+    assert unrolled5["num_seeds"] >= 5
+    assert stated["plain"] == verdicts_text(plain)
+    assert stated["unrolled5"] == verdicts_text(unrolled5)
+    n = unrolled5["num_seeds"]
+    if 2 * unrolled5["blurry"] > n:
+        assert stated["reading"].startswith(f"blurry in {unrolled5['blurry']} of {n}")
+    elif 2 * unrolled5["collapsed"] > n:
+        assert stated["reading"].startswith(f"collapsed in {unrolled5['collapsed']} of {n}")
+        assert f"the plain GAN is {verdicts_text(plain)}" in stated["reading"]
+    elif 2 * unrolled5["covering"] > n:
+        assert stated["reading"].startswith(f"covering in {unrolled5['covering']} of {n}")
+    else:
+        assert stated["reading"].startswith(f"{verdicts_text(unrolled5)} with one fast critic step")
+        collapsing = tc.committed_sweep("toy_remedies").result.row("unrolled5", "ring")
+        never_blurry = (
+            unrolled5["blurry"] == 0 and 2 * collapsing["blurry"] > collapsing["num_seeds"]
+        )
+        assert ("never blurry" in stated["reading"]) == never_blurry
