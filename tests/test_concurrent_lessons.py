@@ -68,6 +68,31 @@ def finish(process: subprocess.Popen) -> str:
     return out
 
 
+def kill_leftovers(processes) -> None:
+    """Kill the processes of a failed test that still run (None: never started)."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()
+
+
+def train_while_the_second_waits(
+    code: str, root: Path, go: Path, first_args, second_args, training_line: str
+) -> tuple[str, str, str]:
+    """Start ``code`` as a first process; once it prints ``training_line`` (it then holds
+    the artifact's lock and waits for ``go``) start it again as a second, which must say
+    it waits; then let both finish. Returns the waiting line and both outputs."""
+    first = start(code, root, str(go), *first_args)
+    second = None
+    try:
+        wait_for_line(first, training_line)
+        second = start(code, root, str(go), *second_args)
+        waiting = wait_for_line(second, "waiting for it")
+        go.touch()
+        return waiting, finish(first), finish(second)
+    finally:
+        kill_leftovers((first, second))
+
+
 WRITER = f"""
 import sys, time
 from pathlib import Path
@@ -114,9 +139,7 @@ def test_two_writers_of_one_results_file_and_checkpoint_never_tear_them(root, tm
         for writer in writers:
             assert "done" in finish(writer)
     finally:
-        for writer in writers:
-            if writer.poll() is None:
-                writer.kill()
+        kill_leftovers(writers)
     assert reads >= 20, f"only {reads} reads while the writers ran"
     assert {w for kind, w in seen if kind == "results"} == {1, 2}  # both writers were read
     assert [p.name for p in results.parent.iterdir()] == ["results.json"]  # no leftovers
@@ -151,22 +174,13 @@ print("RESULT", "reused" if run.reused else "trained", flush=True)
 
 @pytest.mark.slow
 def test_two_lessons_asking_for_the_same_run_train_it_once(root, tmp_path):
-    go = tmp_path / "go"
-    first = start(TRAINER, root, str(go), str(tmp_path / "first.pt"))
-    second = None
-    try:
-        # the first holds the artifact's lock from its cache miss until it has saved the run
-        wait_for_line(first, "not reused (no saved run); training it here")
-        second = start(TRAINER, root, str(go), str(tmp_path / "second.pt"))
-        waiting = wait_for_line(second, "waiting for it")
-        assert "04_vanilla_gan" in waiting and ".lock" in waiting
-        go.touch()
-        assert "RESULT trained" in finish(first)
-        out = finish(second)
-    finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.kill()
+    # the first holds the artifact's lock from its cache miss until it has saved the run
+    waiting, first, out = train_while_the_second_waits(
+        TRAINER, root, tmp_path / "go", [str(tmp_path / "first.pt")],
+        [str(tmp_path / "second.pt")], "not reused (no saved run); training it here",
+    )  # fmt: skip
+    assert "04_vanilla_gan" in waiting and ".lock" in waiting
+    assert "RESULT trained" in first
     assert "RESULT reused" in out and "training it here" not in out
     a, b = torch.load(tmp_path / "first.pt"), torch.load(tmp_path / "second.pt")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -235,9 +249,7 @@ def test_two_processes_recording_references_at_once_keep_every_entry(tmp_path):
         for recorder in recorders:
             assert "done" in finish(recorder)
     finally:
-        for recorder in recorders:
-            if recorder.poll() is None:
-                recorder.kill()
+        kill_leftovers(recorders)
     runs = read_manifest(folder)["runs"]
     assert sorted(runs) == sorted(f"{w}-{i}" for w in "ab" for i in range(40))
 
@@ -272,19 +284,11 @@ print("RESULT", "trained" if model.record.trained_now else "loaded", flush=True)
 
 @pytest.mark.slow
 def test_two_processes_asking_for_the_classifier_train_it_once(root, tmp_path):
-    go, path = tmp_path / "go", tmp_path / "classifier.pt"
-    first = start(CLASSIFIER, root, str(go), str(path), "first")
-    second = None
-    try:
-        wait_for_line(first, "Training the digit classifier")  # holds the lock until saved
-        second = start(CLASSIFIER, root, str(go), str(path), "second")
-        waiting = wait_for_line(second, "waiting for it")
-        assert "classifier.pt" in waiting
-        go.touch()
-        assert "RESULT trained" in finish(first)
-        out = finish(second)
-    finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                process.kill()
+    path = str(tmp_path / "classifier.pt")
+    waiting, first, out = train_while_the_second_waits(
+        CLASSIFIER, root, tmp_path / "go", [path, "first"], [path, "second"],
+        "Training the digit classifier",  # holds the lock until saved
+    )  # fmt: skip
+    assert "classifier.pt" in waiting
+    assert "RESULT trained" in first
     assert "RESULT loaded" in out and "Training the digit classifier" not in out

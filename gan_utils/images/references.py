@@ -728,7 +728,7 @@ __all__ = [
     "run_payload",
     "score_images",
     "stale_references",
-    "verified_path",
     "update_manifest",
+    "verified_path",
     "write_manifest",
 ]

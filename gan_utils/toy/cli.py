@@ -100,19 +100,20 @@ def _positive_float(text: str) -> float:
     return _argument(text, float, check_number, minimum=0, min_open=True)
 
 
+def _zero_to_one(text: str) -> float:
+    """A number in [0, 1) (a share of the steps, an Adam beta)."""
+    return _argument(text, float, check_number, minimum=0, maximum=1, max_open=True)
+
+
 def _fraction(text: str) -> float | None:
     """A number in [0, 1), or ``none``."""
     if text.strip().lower() == "none":
         return None
-    return _argument(text, float, check_number, minimum=0, maximum=1, max_open=True)
+    return _zero_to_one(text)
 
 
 def _unit_interval(text: str) -> float:
     return _argument(text, float, check_number, minimum=0, maximum=1, min_open=True)
-
-
-def _beta(text: str) -> float:
-    return _argument(text, float, check_number, minimum=0, maximum=1, max_open=True)
 
 
 def _non_negative_float(text: str) -> float:
@@ -157,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr_d", type=_positive_float,
         help="the critic's own learning rate (default: --lr; Metz et al.'s unrolled GAN "
         "setting: --lr 1e-3 --lr_d 1e-4)")  # fmt: skip
-    add("--betas", type=_beta, nargs=2, metavar=("BETA1", "BETA2"),
+    add("--betas", type=_zero_to_one, nargs=2, metavar=("BETA1", "BETA2"),
         help=f"Adam's betas, each in [0, 1) (lesson: {' '.join(map(str, lesson.betas))})")  # fmt: skip
     add("--optimizer", choices=list(OPTIMIZERS), help="optimiser (lesson: adam)")
     add("--lr_decay_from", type=_fraction, default=argparse.SUPPRESS,
